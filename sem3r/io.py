@@ -1,0 +1,70 @@
+"""Atomic file writing: a file is either the old version or the complete new one, never partial."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path``.
+
+    The temporary file lives in the same directory so the final ``os.replace`` is atomic. On any
+    exception the temporary file is removed and ``path`` is left untouched.
+
+    Example:
+        >>> with atomic_path("out.bin") as tmp:  # doctest: +SKIP
+        ...     tmp.write_bytes(b"data")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically and return the path."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], compress: bool = False) -> Path:
+    """Write a dict of arrays to an ``.npz`` file atomically (object arrays are refused).
+
+    Args:
+        path: destination, should end with ``.npz``.
+        arrays: name -> array; every array must have a numeric or bool dtype.
+        compress: use zip deflate (smaller, slower).
+    """
+    for name, arr in arrays.items():
+        if np.asarray(arr).dtype == object:
+            raise TypeError(f"array '{name}' has dtype object; npz files are written without pickle")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
+    return Path(path)
