@@ -84,6 +84,8 @@ class InstanceTable:
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, np.int32).reshape(-1)
         k = len(self.ids)
+        if len(np.unique(self.ids)) != k:
+            raise Sem3RError("instance table has duplicate ids")
         self.labels = [str(x) for x in self.labels] if len(self.labels) else [""] * k
         self.semantic_ids = np.asarray(self.semantic_ids, np.int32).reshape(-1) if len(self.semantic_ids) else np.full(k, -1, np.int32)
         self.scores = np.asarray(self.scores, np.float32).reshape(-1) if len(self.scores) else np.ones(k, np.float32)
@@ -94,8 +96,6 @@ class InstanceTable:
         for name in ("labels", "semantic_ids", "scores", "box_min", "box_max", "centroids", "point_counts"):
             if len(getattr(self, name)) != k:
                 raise Sem3RError(f"instance table column '{name}' has {len(getattr(self, name))} rows, expected {k}")
-        if len(np.unique(self.ids)) != k:
-            raise Sem3RError("instance table has duplicate ids")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -361,6 +361,20 @@ class Scene:
         kw["image_names"] = [self.image_names[i] for i in idx]
         kw["metadata"] = json.loads(json.dumps(self.metadata))
         return Scene(**kw)
+
+    def describe(self) -> str:
+        """A short multi-line human-readable summary (views, size, fields present, instances)."""
+        present = [name for name in _DENSE_FIELDS if getattr(self, name) is not None]
+        lines = [
+            f"views: {self.num_views} at {self.height}x{self.width}",
+            f"source: {self.metadata.get('source', 'unknown')}, metric: {self.metadata.get('metric', 'unknown')}",
+            f"fields: {', '.join(['images', 'intrinsics', 'cam_from_world'] + present)}",
+            f"instances: {len(self.instances)}",
+        ]
+        if len(self.instances):
+            labels, counts = np.unique([lab or "?" for lab in self.instances.labels], return_counts=True)
+            lines.append("labels: " + ", ".join(f"{lab} x{c}" for lab, c in zip(labels, counts)))
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
