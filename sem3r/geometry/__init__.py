@@ -1,29 +1,50 @@
-"""Geometry: OpenCV cameras, poses, Sim(3)/Umeyama, ICP, pose encodings, normals, voxel grids."""
+"""Geometry: OpenCV cameras, poses, Sim(3)/Umeyama, ICP, pose encodings, normals, voxel grids.
 
-from sem3r.geometry.camera import (
-    camera_centers,
-    invert_pose,
-    pixel_grid,
-    project,
-    scale_intrinsics,
-    to_homogeneous,
-    transform_points,
-    unproject_depth,
-)
-from sem3r.geometry.voxels import VoxelGrid, pack_voxel_keys, unpack_voxel_keys, voxel_downsample, voxel_keys
+Names are imported lazily from their submodules, so ``import sem3r.geometry`` stays cheap (the
+quaternion and pose-encoding code imports torch only when it is used).
+"""
 
-__all__ = [
-    "camera_centers",
-    "invert_pose",
-    "pixel_grid",
-    "project",
-    "scale_intrinsics",
-    "to_homogeneous",
-    "transform_points",
-    "unproject_depth",
-    "VoxelGrid",
-    "pack_voxel_keys",
-    "unpack_voxel_keys",
-    "voxel_downsample",
-    "voxel_keys",
-]
+import importlib
+
+_SUBMODULE = {
+    "camera_centers": "camera",
+    "invert_pose": "camera",
+    "pixel_grid": "camera",
+    "project": "camera",
+    "scale_intrinsics": "camera",
+    "to_homogeneous": "camera",
+    "transform_points": "camera",
+    "unproject_depth": "camera",
+    "ICPResult": "icp",
+    "icp": "icp",
+    "knn": "knn",
+    "estimate_normals": "normals",
+    "extri_intri_to_pose_encoding": "pose_encoding",
+    "pose_encoding_to_extri_intri": "pose_encoding",
+    "pairwise_relative_poses": "relative",
+    "relative_pose": "relative",
+    "Sim3": "transforms",
+    "compose": "transforms",
+    "matrix_from_quat": "transforms",
+    "quat_from_matrix": "transforms",
+    "random_rotation": "transforms",
+    "rotation_angle": "transforms",
+    "umeyama": "transforms",
+    "VoxelGrid": "voxels",
+    "pack_voxel_keys": "voxels",
+    "unpack_voxel_keys": "voxels",
+    "voxel_downsample": "voxels",
+    "voxel_keys": "voxels",
+}
+
+__all__ = list(_SUBMODULE)
+
+
+def __getattr__(name: str):
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module 'sem3r.geometry' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"sem3r.geometry.{_SUBMODULE[name]}"), name)
+
+
+def __dir__():
+    return sorted(__all__)

@@ -22,6 +22,8 @@ def voxel_indices(points: np.ndarray, voxel_size: float, origin: np.ndarray | No
     if not voxel_size > 0:
         raise Sem3RError(f"voxel_size must be positive, got {voxel_size}")
     pts = np.asarray(points, dtype=np.float64)
+    if not np.isfinite(pts).all():
+        raise Sem3RError("voxel points contain NaN or infinite values")
     if origin is not None:
         pts = pts - np.asarray(origin, dtype=np.float64)
     return np.floor(pts / voxel_size).astype(np.int64)
@@ -30,6 +32,8 @@ def voxel_indices(points: np.ndarray, voxel_size: float, origin: np.ndarray | No
 def pack_voxel_keys(ijk: np.ndarray) -> np.ndarray:
     """Pack ``(N, 3) int64`` voxel indices into ``(N,) int64`` keys (21 bits per axis)."""
     ijk = np.asarray(ijk, dtype=np.int64)
+    if ijk.ndim != 2 or ijk.shape[1] != 3:
+        raise Sem3RError(f"voxel indices must have shape (N, 3), got {ijk.shape}")
     if ijk.size and (ijk.min() < -_OFFSET or ijk.max() >= _OFFSET):
         raise Sem3RError(f"voxel index out of the packable range [-{_OFFSET}, {_OFFSET}); use a larger voxel size")
     s = ijk + _OFFSET

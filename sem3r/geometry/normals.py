@@ -1,0 +1,60 @@
+"""Surface normals of point clouds by PCA of k-nearest-neighbour patches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sem3r.errors import Sem3RError
+from sem3r.geometry._validate import point_array
+from sem3r.geometry.knn import knn
+
+_CHUNK = 1 << 17
+"""Points per covariance batch: bounds the ``(chunk, k, 3)`` neighbour array to tens of MB."""
+
+
+def estimate_normals(points: np.ndarray, k: int = 16, viewpoints: np.ndarray | None = None) -> np.ndarray:
+    """Unit normals of ``points`` from the covariance of each point's ``k`` nearest neighbours.
+
+    Each point's neighbourhood (itself included) is centred on its mean; the eigenvector of the
+    smallest eigenvalue of the ``3 x 3`` covariance is the normal (the direction the patch varies
+    least along). Without ``viewpoints`` the sign is arbitrary; with them every normal is flipped to
+    point toward its viewpoint (``dot(n, v - p) >= 0``), e.g. the camera that observed the point.
+    Neighbourhoods of coincident or collinear points have no defined normal; the result there is
+    an arbitrary unit vector.
+
+    Args:
+        points: ``(N, 3)`` with ``N >= 3``.
+        k: neighbours per patch, at least 3 (clipped to ``N``).
+        viewpoints: ``None``, one ``(3,)`` viewpoint for all points, or ``(N, 3)`` one per point.
+
+    Returns:
+        ``(N, 3)`` unit normals, float32 for float32 input, else float64.
+
+    Example:
+        >>> g = np.stack(np.meshgrid(np.arange(5.0), np.arange(5.0)), -1).reshape(-1, 2)
+        >>> plane = np.c_[g, np.zeros(len(g))]
+        >>> estimate_normals(plane, k=8, viewpoints=np.array([0.0, 0.0, 10.0]))[0].round(6).tolist()
+        [0.0, 0.0, 1.0]
+    """
+    dtype = np.float32 if np.asarray(points).dtype == np.float32 else np.float64
+    pts = point_array(points, "normals points", min_points=3)
+    if int(k) < 3:
+        raise Sem3RError(f"estimate_normals needs k >= 3, got {k}")
+    k = min(int(k), len(pts))
+    if viewpoints is not None:
+        view = np.asarray(viewpoints, dtype=np.float64)
+        if view.shape not in ((3,), pts.shape):
+            raise Sem3RError(f"viewpoints must have shape (3,) or {pts.shape}, got {view.shape}")
+        if not np.isfinite(view).all():
+            raise Sem3RError("viewpoints contain NaN or infinite values")
+    _, neighbours = knn(pts, pts, k)
+    normals = np.empty_like(pts)
+    for start in range(0, len(pts), _CHUNK):
+        patch = pts[neighbours[start : start + _CHUNK]]
+        patch -= patch.mean(axis=1, keepdims=True)
+        cov = np.swapaxes(patch, 1, 2) @ patch  # batched (3, k) @ (k, 3); ~10x faster than einsum here
+        normals[start : start + _CHUNK] = np.linalg.eigh(cov)[1][:, :, 0]
+    if viewpoints is not None:
+        away = np.einsum("ni,ni->n", normals, view - pts) < 0
+        normals[away] *= -1
+    return normals.astype(dtype, copy=False)

@@ -1,0 +1,111 @@
+"""The `sem3r` command: bad input gives one line and exit code 2; the demo writes every output."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sem3r.cli import main
+from sem3r.scene import Scene
+
+
+def write_7scenes(folder, n=2, h=24, w=32):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    np.savetxt(folder / "camera-intrinsics.txt", [[30.0, 0, 16], [0, 30.0, 12], [0, 0, 1]])
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(folder / f"frame-{i:06d}.color.png")
+        Image.fromarray(np.full((h, w), 1500 + i, np.uint16)).save(folder / f"frame-{i:06d}.depth.png")
+        pose = np.eye(4)
+        pose[0, 3] = 0.1 * i
+        np.savetxt(folder / f"frame-{i:06d}.pose.txt", pose)
+    return folder
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_import_7scenes_then_info(tmp_path, capsys):
+    src = write_7scenes(tmp_path / "seq")
+    code, out, err = run_cli(capsys, "import", str(src), "--out", str(tmp_path / "scene"))
+    assert code == 0, err
+    scene = Scene.load(tmp_path / "scene")
+    assert scene.num_views == 2
+    assert np.allclose(scene.depth[1], 1.501)
+    assert np.allclose(scene.cam_from_world[1][:, 3], [-0.1, 0, 0])
+    code, out, _ = run_cli(capsys, "info", str(tmp_path / "scene"))
+    assert code == 0 and "views: 2 at 24x32" in out
+
+
+def corrupt_image(folder):
+    (folder / "frame-000001.color.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    return "frame-000001.color.png"
+
+
+def wrong_depth_size(folder):
+    Image.fromarray(np.full((10, 10), 1000, np.uint16)).save(folder / "frame-000001.depth.png")
+    return "frame-000001.depth.png"
+
+
+def nan_pose(folder):
+    pose = np.eye(4)
+    pose[1, 3] = np.nan
+    np.savetxt(folder / "frame-000000.pose.txt", pose)
+    return "frame-000000.pose.txt"
+
+
+def empty_folder(folder):
+    for f in folder.iterdir():
+        f.unlink()
+    return str(folder.name)
+
+
+@pytest.mark.parametrize("breaker", [corrupt_image, wrong_depth_size, nan_pose, empty_folder])
+def test_bad_input_is_one_line_exit_2_and_keeps_existing_output(tmp_path, capsys, breaker):
+    good = write_7scenes(tmp_path / "good")
+    assert main(["import", str(good), "--out", str(tmp_path / "scene")]) == 0
+    before = Scene.load(tmp_path / "scene")
+    bad = write_7scenes(tmp_path / "bad")
+    name = breaker(bad)
+    layout = ["--layout", "7scenes"] if breaker is empty_folder else []
+    code, _, err = run_cli(capsys, "import", str(bad), "--out", str(tmp_path / "scene"), *layout)
+    assert code == 2
+    assert err.startswith("sem3r: error: ") and err.count("\n") == 1 and name in err
+    assert "Traceback" not in err
+    after = Scene.load(tmp_path / "scene")
+    assert np.array_equal(after.depth, before.depth) and np.array_equal(after.images, before.images)
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sem3r.cli", "info", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert "missing" in proc.stderr
+
+
+def test_synth_rejects_zero_views(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "synth", "--out", str(tmp_path / "d"), "--views", "0")
+    assert code == 2 and "--views" in err
+
+
+def test_demo_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli(capsys, "demo", "--out", str(out), "--views", "3", "--height", "96", "--width", "128")
+    assert code == 0, err
+    for name in ("scene/scene.json", "scene/ground_truth.npz", "scene.ply", "scene.glb", "viewer.html", "report.md", "metrics.json"):
+        assert (out / name).is_file(), name
+        assert str(out / name.split("/")[0]) in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    # oracle geometry and ground-truth masks: the evaluation must report a perfect scene
+    assert metrics["depth/abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert metrics["tracking/t_sr"] == pytest.approx(1.0)
+    scene = Scene.load(out / "scene")
+    assert len(scene.instances) > 5 and all(scene.instances.labels)
+    assert "Metrics against ground truth" in (out / "report.md").read_text()
