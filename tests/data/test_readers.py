@@ -124,13 +124,15 @@ def test_image_folder_formats_and_modes(tmp_path):
     write_rgb(tmp_path / "d.tif", solid(16, 16, (50, 60, 70)))
     Image.fromarray(np.full((16, 16), 128, np.uint8), "L").save(tmp_path / "e.png")
     Image.fromarray(np.full((16, 16), 128, np.uint8), "L").convert("P").save(tmp_path / "f.gif.png")
+    Image.fromarray(np.full((16, 16), 65535, np.uint16)).save(tmp_path / "g16.png")
     scene = read_image_folder(tmp_path)
-    assert scene.num_views == 6
+    assert scene.num_views == 7
     np.testing.assert_allclose(scene.images[0].reshape(-1, 3).mean(0), (200, 10, 10), atol=3)
     np.testing.assert_array_equal(scene.images[1, 0, 0], (10, 200, 10))
     np.testing.assert_array_equal(scene.images[3, 0, 0], (50, 60, 70))
     np.testing.assert_array_equal(scene.images[4, 0, 0], (128, 128, 128))
     np.testing.assert_array_equal(scene.images[5, 0, 0], (128, 128, 128))
+    np.testing.assert_array_equal(scene.images[6, 0, 0], (255, 255, 255))
 
 
 def test_image_folder_rgba_composited_on_white(tmp_path):

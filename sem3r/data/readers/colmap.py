@@ -447,7 +447,13 @@ def write_colmap_binary(model: ColmapModel, directory: str | os.PathLike) -> Pat
     parts = [_COUNT.pack(model.num_points)]
     for i in range(model.num_points):
         parts += [
-            _POINT_HEAD.pack(int(model.point_ids[i]), *model.xyz[i].tolist(), *model.rgb[i].tolist(), float(model.errors[i]), int(model.track_lengths[i])),
+            _POINT_HEAD.pack(
+                int(model.point_ids[i]),
+                *model.xyz[i].tolist(),
+                *model.rgb[i].tolist(),
+                float(model.errors[i]),
+                int(model.track_lengths[i]),
+            ),
             track[starts[i] : starts[i + 1]].tobytes(),
         ]
     write_bytes_atomic(directory / "points3D.bin", b"".join(parts))
@@ -555,7 +561,9 @@ def read_colmap(
     views = sorted(model.images.values(), key=lambda im: natural_key(im.name))
     missing = [im for im in views if im.camera_id not in model.cameras]
     if missing:
-        raise Sem3RError(f"COLMAP model '{folder}': image '{missing[0].name}' uses camera {missing[0].camera_id}, which is not in the model")
+        raise Sem3RError(
+            f"COLMAP model '{folder}': image '{missing[0].name}' uses camera {missing[0].camera_id}, which is not in the model"
+        )
     root = _images_dir(folder, images_dir)
     paths = [require_file(root / im.name, "image") for im in views]
     cams = [model.cameras[im.camera_id] for im in views]

@@ -11,7 +11,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -169,7 +169,7 @@ def load_rgb(path: str | os.PathLike, resize: tuple[int, int] | None = None) -> 
                 rgba = img.convert("RGBA")
                 img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
             elif img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                img = Image.fromarray(_to_uint8(np.asarray(img)), "L").convert("RGB")
+                img = Image.fromarray(_to_uint8(np.asarray(img))).convert("RGB")
             else:
                 img = img.convert("RGB")
             if resize is not None and img.size != (resize[1], resize[0]):
@@ -349,8 +349,3 @@ def tile(matrix: np.ndarray, n: int) -> np.ndarray:
 def identity_poses(n: int) -> np.ndarray:
     """``(n, 3, 4)`` identity ``cam_from_world``."""
     return tile(np.eye(3, 4), n)
-
-
-def paths_in(folder: Path, names: Iterable[str]) -> list[Path]:
-    """``folder / name`` for every name."""
-    return [folder / name for name in names]

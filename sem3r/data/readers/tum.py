@@ -153,13 +153,14 @@ def interpolate_poses(query: np.ndarray, times: np.ndarray, poses: np.ndarray, m
     q1 = pose[i1, 3:] / np.linalg.norm(pose[i1, 3:], axis=1, keepdims=True)
     out = np.tile(np.eye(3, 4), (len(query), 1, 1))
     if valid.any():
-        v = valid
-        out[v, :, :3] = matrix_from_quat(_slerp(q0[v], q1[v], w[v]))
-        out[v, :, 3] = (1.0 - w[v, None]) * pose[i0[v], :3] + w[v, None] * pose[i1[v], :3]
+        out[valid, :, :3] = matrix_from_quat(_slerp(q0[valid], q1[valid], w[valid]))
+        out[valid, :, 3] = (1.0 - w[valid, None]) * pose[i0[valid], :3] + w[valid, None] * pose[i1[valid], :3]
     return out, valid
 
 
-def _resolve_intrinsics(intrinsics, folder: Path) -> tuple[np.ndarray, str]:
+def _resolve_intrinsics(
+    intrinsics: tuple[float, float, float, float] | np.ndarray | None, folder: Path
+) -> tuple[np.ndarray, str]:
     if intrinsics is None:
         sensor = tum_sensor(folder)
         return TUM_INTRINSICS[sensor], sensor
@@ -176,7 +177,7 @@ def read_tum(
     max_dt: float = 0.02,
     stride: int = 1,
     max_frames: int | None = None,
-    intrinsics=None,
+    intrinsics: tuple[float, float, float, float] | np.ndarray | None = None,
 ) -> Scene:
     """Read a TUM RGB-D sequence folder.
 
