@@ -32,13 +32,14 @@ from sem3r.geometry.relative import pairwise_relative_poses
 from sem3r.geometry.transforms import rotation_angle
 
 
-def translation_angle_deg(t_a: np.ndarray, t_b: np.ndarray, zero_a: np.ndarray, zero_b: np.ndarray) -> np.ndarray:
-    """Angle in degrees between directions ``t_a, t_b (P, 3)`` given which of them count as zero."""
-    na = np.linalg.norm(t_a, axis=-1)
-    nb = np.linalg.norm(t_b, axis=-1)
-    denom = np.where(zero_a | zero_b, 1.0, na * nb)
-    cos = np.clip(np.einsum("pi,pi->p", t_a, t_b) / denom, -1.0, 1.0)
-    angle = np.degrees(np.arccos(cos))
+def _translation_angle_deg(t_a: np.ndarray, t_b: np.ndarray, zero_a: np.ndarray, zero_b: np.ndarray) -> np.ndarray:
+    """Angle in degrees between directions ``t_a, t_b (P, 3)`` given which of them count as zero.
+
+    ``atan2(|a x b|, a . b)`` equals the ``arccos`` of the module docstring and stays accurate near
+    0 and 180 degrees.
+    """
+    cross = np.linalg.norm(np.cross(t_a, t_b), axis=-1)
+    angle = np.degrees(np.arctan2(cross, np.einsum("pi,pi->p", t_a, t_b)))
     angle = np.where(zero_a ^ zero_b, 180.0, angle)
     return np.where(zero_a & zero_b, 0.0, angle)
 
@@ -99,7 +100,7 @@ def camera_metrics(
     R_pred, t_pred = rel_pred[:, :, :3], rel_pred[:, :, 3]
     R_gt, t_gt = rel_gt[:, :, :3], rel_gt[:, :, 3]
     rot_err = rotation_angle(np.swapaxes(R_pred, -1, -2) @ R_gt)
-    trans_err = translation_angle_deg(t_pred, t_gt, _zero_translations(t_pred), _zero_translations(t_gt))
+    trans_err = _translation_angle_deg(t_pred, t_gt, _zero_translations(t_pred), _zero_translations(t_gt))
     if translation_sign_ambiguity:
         trans_err = np.minimum(trans_err, 180.0 - trans_err)
     pair_err = np.maximum(rot_err, trans_err)

@@ -129,7 +129,9 @@ class InstanceAPEvaluator:
                 (np.ones(int(on.sum())), (ids[on], np.flatnonzero(on))), shape=(num_pred, num_points)
             )
         if masks.ndim != 2 or masks.shape != (num_pred, num_points):
-            raise Sem3RError(f"predicted masks must be ({num_pred}, {num_points}) bool or ({num_points},) ids, got {masks.shape}")
+            raise Sem3RError(
+                f"predicted masks must be ({num_pred}, {num_points}) bool or ({num_points},) ids, got {masks.shape}"
+            )
         return sp.csr_matrix(masks.astype(bool), dtype=np.float64)
 
     def _gt_instances(self, gt_instance_ids, gt_classes) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +178,8 @@ class InstanceAPEvaluator:
         num_points, num_gt = len(point_slot), len(gt_cls)
         pred = self._pred_matrix(pred_masks, num_points, len(pred_classes))
         pred_size = np.asarray(pred.sum(axis=1)).reshape(-1)
-        keep = (pred_size >= max(self.min_region_size, 1)) & (pred_classes >= 0) & (pred_classes < len(self.class_names))
+        known_class = (pred_classes >= 0) & (pred_classes < len(self.class_names))
+        keep = (pred_size >= max(self.min_region_size, 1)) & known_class
         pred, pred_size, pred_classes, pred_scores = pred[keep], pred_size[keep], pred_classes[keep], pred_scores[keep]
         column = np.where(point_slot >= 0, point_slot, num_gt)
         onehot = sp.csr_matrix((np.ones(num_points), (np.arange(num_points), column)), shape=(num_points, num_gt + 1))

@@ -8,11 +8,16 @@ Protocol (the DUSt3R / Spann3R / VGGT-style 7-Scenes and NRGBD evaluation):
      given correspondences (predicted points paired with ground-truth points, e.g. the same pixel
      of the same view), then rigid point-to-point ICP (:func:`sem3r.geometry.icp.icp`) of the
      similarity-aligned cloud against the whole ground truth, rejecting pairs farther than
-     ``icp_threshold``; the result is the rigid refinement composed after the similarity. Without correspondences the initial similarity only matches centroids and
-     RMS radii (identity rotation) and ICP then also refines the scale; that fallback needs the
-     rotation to be roughly right already.
+     ``icp_threshold``; the result is the rigid refinement composed after the similarity.
+     Without correspondences the initial similarity only matches centroids and RMS radii
+     (identity rotation) and ICP then also refines the scale; that fallback needs the rotation
+     to be roughly right already.
    * ``"icp"``: rigid ICP from the identity (metric predictions roughly in the ground-truth frame).
    * ``"none"``: the clouds are compared as given.
+
+   When fewer than 3 predicted points lie within ``icp_threshold`` of the ground truth at the
+   initial transform (a prediction too poor to refine), ICP is skipped and the initial transform is
+   kept, so a bad reconstruction gets bad scores rather than an error.
 
 2. **Distances** after alignment, with nearest neighbours from :func:`sem3r.geometry.knn.knn`:
 
@@ -51,6 +56,23 @@ def _rms_radius(points: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.sum((points - points.mean(axis=0)) ** 2, axis=1))))
 
 
+def _refine(source, gt, init: Sim3, threshold, max_iterations: int, with_scale: bool) -> Sim3:
+    """ICP from ``init``; ``init`` itself when fewer than 3 moved points have a partner within ``threshold``."""
+    if threshold is not None:
+        dist, _ = knn(gt, init.apply(source), 1, max_distance=threshold)
+        if np.count_nonzero(np.isfinite(dist)) < 3:
+            return init
+    result = icp(
+        source,
+        gt,
+        init=init,
+        max_iterations=max_iterations,
+        max_correspondence_distance=threshold,
+        with_scale=with_scale,
+    )
+    return result.transform
+
+
 def align_point_clouds(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -87,20 +109,18 @@ def align_point_clouds(
     if align == "none":
         return Sim3.identity()
     if align == "icp":
-        return icp(pred, gt, max_iterations=max_iterations, max_correspondence_distance=icp_threshold).transform
+        return _refine(pred, gt, Sim3.identity(), icp_threshold, max_iterations, with_scale=False)
     if correspondences is not None:
         src, dst = correspondences
         init = umeyama(src, dst, with_scale=True)
-        refine = icp(init.apply(pred), gt, max_iterations=max_iterations, max_correspondence_distance=icp_threshold)
-        return refine.transform.compose(init)
+        refine = _refine(init.apply(pred), gt, Sim3.identity(), icp_threshold, max_iterations, with_scale=False)
+        return refine.compose(init)
     radius = _rms_radius(pred)
     if not radius > 0:
         raise Sem3RError("the predicted points are all identical; they cannot be aligned")
     scale = _rms_radius(gt) / radius
     init = Sim3(scale, np.eye(3), gt.mean(axis=0) - scale * pred.mean(axis=0))
-    return icp(
-        pred, gt, init=init, max_iterations=max_iterations, max_correspondence_distance=icp_threshold, with_scale=True
-    ).transform
+    return _refine(pred, gt, init, icp_threshold, max_iterations, with_scale=True)
 
 
 def pointcloud_metrics(

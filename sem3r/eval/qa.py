@@ -48,7 +48,8 @@ _NUMBER_WORDS = {
         "sixteen seventeen eighteen nineteen twenty".split()
     )
 }
-_NUMBER_WORDS.update({w: str(10 * i) for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)})
+_TENS = "thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS.update({w: str(10 * i) for i, w in enumerate(_TENS, start=3)})
 _NUMBER_WORDS["hundred"] = "100"
 _ARTICLES = {"a", "an", "the"}
 _DIGIT_SEPARATOR = re.compile(r"(?<=\d)[.,](?=\d)")

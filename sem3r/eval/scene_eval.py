@@ -126,7 +126,7 @@ def _instance_ap_3d(
         grid = VoxelGrid(keys=ids, inverse=compact, counts=np.bincount(compact, minlength=len(ids)), voxel_size=1.0)
         classes = np.where(classes >= 0, classes, grid.majority(point_semantic[labelled]))
     return instance_ap(
-        per_point, classes, scores, reference.instance_ids, reference.semantic_ids, class_names, min_region_size=min_region_size
+        per_point, classes, scores, reference.instance_ids, reference.semantic_ids, class_names, None, min_region_size
     )
 
 
@@ -207,7 +207,8 @@ def evaluate_scene(
     semantic = np.full(len(aligned), -1, dtype=np.int64)
     if pred.semantic_masks is not None:
         semantic = _map_classes(pred.semantic_masks[pred_valid], class_map)
-    names = class_names or [str(i) for i in range(int(max(reference.semantic_ids.max(initial=-1), semantic.max(initial=-1))) + 1)]
+    top_class = max(int(reference.semantic_ids.max(initial=-1)), int(semantic.max(initial=-1)))
+    names = class_names or [str(i) for i in range(top_class + 1)]
     if pred.instance_masks is not None and (reference.instance_ids >= 0).any() and names:
         _, nearest = knn(aligned, ref_xyz, 1, max_distance=label_radius)
         nearest = nearest[:, 0]
@@ -216,9 +217,8 @@ def evaluate_scene(
         instance[hit] = pred.instance_masks[pred_valid][nearest[hit]]
         transferred = np.full(len(ref_xyz), -1, dtype=np.int64)
         transferred[hit] = semantic[nearest[hit]]
-        out.update(
-            _prefixed("instance3d", _instance_ap_3d(pred, instance, transferred, reference, names, class_map, min_region_size))
-        )
+        ap = _instance_ap_3d(pred, instance, transferred, reference, names, class_map, min_region_size)
+        out.update(_prefixed("instance3d", ap))
     if pred.semantic_masks is not None and (reference.semantic_ids >= 0).any():
         num_classes = len(class_names) if class_names else None
         miou = semantic_miou_3d(aligned, semantic, ref_xyz, reference.semantic_ids, voxel_size, num_classes)

@@ -86,3 +86,10 @@ def test_bad_input():
         pointcloud_metrics(gt[:, :2], gt)
     with pytest.raises(Sem3RError):
         pointcloud_metrics(gt, gt, pred_normals=np.zeros((3, 3)))
+
+
+def test_prediction_too_far_for_icp_keeps_the_initial_transform():
+    gt = _box_surface(500, 7)
+    pred = gt + 5.0
+    m = pointcloud_metrics(pred, gt, align="icp", icp_threshold=0.1)
+    assert m["accuracy"] > 4.0

@@ -86,7 +86,8 @@ def test_mismatched_scenes():
     gt = _gt_scene()
     with pytest.raises(Sem3RError):
         evaluate_scene(gt.select_views([0, 1]), gt)
-    small = Scene(images=np.zeros((N, H, W - 1, 3), np.uint8), intrinsics=gt.intrinsics, cam_from_world=gt.cam_from_world)
+    images = np.zeros((N, H, W - 1, 3), np.uint8)
+    small = Scene(images=images, intrinsics=gt.intrinsics, cam_from_world=gt.cam_from_world)
     with pytest.raises(Sem3RError):
         evaluate_scene(small, gt)
 

@@ -32,7 +32,8 @@ def test_invariant_to_predicted_id_relabelling():
     new_ids = rng.permutation(1000)[:7] + 20
     relabelled = np.where(pred >= 0, new_ids[np.maximum(pred, 0)], -1)
     for matching in ("hungarian", "max"):
-        assert tracking_metrics(relabelled, gt, matching=matching) == pytest.approx(tracking_metrics(pred, gt, matching=matching))
+        expected = tracking_metrics(pred, gt, matching=matching)
+        assert tracking_metrics(relabelled, gt, matching=matching) == pytest.approx(expected)
     assert 0.0 < base["t_miou"] < 1.0
 
 
