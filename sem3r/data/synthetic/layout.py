@@ -21,7 +21,7 @@ by furniture is capped at :data:`MAX_FLOOR_COVER` so cameras keep room to move.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,7 +103,8 @@ class PlacedObject:
         yaw: rotation about +z (rad) from local to world.
         position: ``(3,)`` world position of the local origin.
         materials: one per model slot.
-        against_wall: back plane ``y = +hy`` touches a wall (its back faces are dropped).
+        against_wall: back plane ``y = +hy`` faces a wall within a few centimetres (its back faces
+            are dropped: no camera can see them).
         wall: wall index for wall objects and furniture, else -1.
         parent: instance id of the object it stands on, -1 for the floor or a wall.
     """
@@ -125,6 +126,7 @@ class PlacedObject:
 
     @property
     def footprint(self) -> Rect:
+        """Floor rectangle of the model's footprint in the world."""
         return Rect(self.position[:2].copy(), self.yaw, self.model.half_extent.copy())
 
     @property
@@ -156,14 +158,12 @@ class RoomLayout:
         objects: placed instances, ``objects[k].instance_id == k``.
         structure: materials of ``floor``, ``wall`` and ``ceiling``.
         lighting: the room's fixed lights.
-        door_zones: floor rectangles kept clear in front of doors.
     """
 
     size: np.ndarray
     objects: list[PlacedObject]
     structure: dict[str, Material]
     lighting: Lighting
-    door_zones: list[Rect] = field(default_factory=list)
 
 
 def wall_frame(wall: int, size) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -196,7 +196,6 @@ class _Placer:
         self.size, self.rng = size, rng
         self.objects: list[PlacedObject] = []
         self.obstacles: list[Rect] = []
-        self.door_zones: list[Rect] = []
         self.wall_rects: list[list[tuple[float, float, float, float, str]]] = [[] for _ in range(4)]
         self.cover = 0.0
         self.supports: list[tuple[PlacedObject, Support, list[Rect]]] = []
@@ -254,11 +253,8 @@ class _Placer:
             if not flat and rects_overlap(zone or rect, self.obstacles):
                 continue
             self.wall_rects[wall].append((s - hx, s + hx, z0, z1, "flat" if flat else "opening"))
-            if zone is not None:
-                self.door_zones.append(zone)
-                self.obstacles.append(zone)
-            elif not flat:
-                self.obstacles.append(rect)
+            if not flat:
+                self.obstacles.append(zone or rect)
             return self._add(category, model, rect.yaw, (xy[0], xy[1], z0), materials, against_wall=True, wall=wall)
         return None
 
@@ -433,5 +429,5 @@ def sample_layout(
                 placer.against_wall(category, model, mats)
             else:
                 placer.free(category, model, mats, collide=spec.placement != "floor_flat")
-    return RoomLayout(size, placer.objects, structure, Lighting.for_room(size), placer.door_zones)
+    return RoomLayout(size, placer.objects, structure, Lighting.for_room(size))
 

@@ -321,7 +321,8 @@ def cup(rng: np.random.Generator) -> ObjectModel:
     u = rng.uniform
     r0, h = u(0.03, 0.04), u(0.08, 0.11)
     r1 = 1.15 * r0
-    parts = [frustum((0, 0), 0.0, h, r0, r1, 0, segments=10), box((r1 - 0.005, -0.006, 0.25 * h), (r1 + 0.022, 0.006, 0.75 * h), 0)]
+    handle = box((r1 - 0.005, -0.006, 0.25 * h), (r1 + 0.022, 0.006, 0.75 * h), 0)
+    parts = [frustum((0, 0), 0.0, h, r0, r1, 0, segments=10), handle]
     return _model("cup", parts, ["ceramic"], r1 + 0.022, r1, h)
 
 

@@ -326,7 +326,7 @@ def random_material(kind: str, rng: np.random.Generator) -> Material:
         a = _hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92))
         pattern = int(rng.choice([NOISE, NOISE, STRIPES, TILES]))
         freq = {NOISE: u(2.5, 4.0), STRIPES: u(4.0, 7.0), TILES: u(2.0, 3.5)}[pattern]
-        b, detail = a * u(0.5, 0.7), 0.3
+        b, detail = a * u(0.5, 0.7), 0.6
     elif kind == "floor":
         pattern = int(rng.choice([WOOD, TILES, CHECKER]))
         if pattern == WOOD:
@@ -334,24 +334,24 @@ def random_material(kind: str, rng: np.random.Generator) -> Material:
             direction = np.array([1.0, 0.0, 0.0]) if u() < 0.5 else np.array([0.0, 1.0, 0.0])
         else:
             a, freq = _hsv(u(0, 1), u(0.05, 0.3), u(0.55, 0.85)), u(2.0, 3.5)
-        b, detail = a * u(0.45, 0.65), 0.3
+        b, detail = a * u(0.45, 0.65), 0.6
     elif kind == "ceiling":
         a = _hsv(u(0, 1), u(0.0, 0.08), u(0.85, 0.95))
-        pattern, freq, b, detail = NOISE, u(2.5, 4.0), a * 0.72, 0.25
+        pattern, freq, b, detail = NOISE, u(2.5, 4.0), a * 0.72, 0.5
     elif kind == "wood":
         a = _hsv(u(0.04, 0.11), u(0.4, 0.75), u(0.3, 0.75))
-        pattern, freq, b, detail = WOOD, u(10.0, 20.0), a * u(0.5, 0.7), 0.2
+        pattern, freq, b, detail = WOOD, u(10.0, 20.0), a * u(0.5, 0.7), 0.4
     elif kind == "fabric":
         a = _hsv(u(0, 1), u(0.3, 0.8), u(0.35, 0.85))
         pattern = int(rng.choice([NOISE, STRIPES, CHECKER]))
         b = a * u(0.4, 0.6) if u() < 0.6 else _hsv(u(0, 1), u(0.3, 0.8), u(0.35, 0.85))
-        freq, detail = u(6.0, 16.0), 0.25
+        freq, detail = u(6.0, 16.0), 0.5
     elif kind == "metal":
         a = _hsv(u(0.5, 0.7), u(0.0, 0.15), u(0.3, 0.75))
-        pattern, freq, b, detail = NOISE, u(8.0, 14.0), a * 0.7, 0.2
+        pattern, freq, b, detail = NOISE, u(8.0, 14.0), a * 0.7, 0.4
     elif kind == "plastic":
         a = _hsv(u(0, 1), u(0.5, 0.9), u(0.45, 0.9))
-        pattern, freq, b, detail = NOISE, u(6.0, 12.0), a * 0.65, 0.2
+        pattern, freq, b, detail = NOISE, u(6.0, 12.0), a * 0.65, 0.4
     elif kind in ("paper", "art", "screen"):
         a = _hsv(u(0, 1), u(0.5, 0.95), u(0.5, 0.95))
         b = _hsv(u(0, 1), u(0.5, 0.95), u(0.2, 0.9))
@@ -359,26 +359,26 @@ def random_material(kind: str, rng: np.random.Generator) -> Material:
         freq = {"paper": u(15.0, 30.0), "art": u(5.0, 14.0), "screen": u(12.0, 24.0)}[kind]
         if kind == "screen":
             a, b = a * 0.7, b * 0.5
-        detail = 0.2
+        detail = 0.4
     elif kind == "white":
         a = _hsv(u(0, 1), u(0.0, 0.05), u(0.9, 0.97))
-        pattern, freq, b, detail = STRIPES, u(6.0, 10.0), a * 0.8, 0.12
+        pattern, freq, b, detail = STRIPES, u(6.0, 10.0), a * 0.8, 0.24
     elif kind == "glass":
         a = _hsv(u(0.53, 0.62), u(0.2, 0.45), u(0.55, 0.85))
-        pattern, freq, b, detail = NOISE, u(2.0, 4.0), a * 0.6, 0.15
+        pattern, freq, b, detail = NOISE, u(2.0, 4.0), a * 0.6, 0.3
     elif kind == "plant":
         a = _hsv(u(0.22, 0.38), u(0.5, 0.85), u(0.3, 0.65))
-        pattern, freq, b, detail = NOISE, u(12.0, 20.0), a * 0.45, 0.3
+        pattern, freq, b, detail = NOISE, u(12.0, 20.0), a * 0.45, 0.6
     elif kind == "ceramic":
         a = _hsv(u(0, 1), u(0.3, 0.9), u(0.5, 0.95))
         b = _hsv(u(0, 1), u(0.3, 0.9), u(0.3, 0.9))
-        pattern, freq, detail = int(rng.choice([STRIPES, CHECKER])), u(20.0, 40.0), 0.15
+        pattern, freq, detail = int(rng.choice([STRIPES, CHECKER])), u(20.0, 40.0), 0.3
     elif kind == "cardboard":
         a = _hsv(u(0.07, 0.1), u(0.4, 0.55), u(0.55, 0.75))
-        pattern, freq, b, detail = NOISE, u(6.0, 12.0), a * 0.7, 0.3
+        pattern, freq, b, detail = NOISE, u(6.0, 12.0), a * 0.7, 0.6
     elif kind == "dark":
         a = _hsv(u(0, 1), u(0.0, 0.2), u(0.08, 0.22))
-        pattern, freq, b, detail = NOISE, u(15.0, 25.0), a * 2.2, 0.2
+        pattern, freq, b, detail = NOISE, u(15.0, 25.0), a * 2.2, 0.4
     else:
         raise ValueError(f"unknown material kind '{kind}' (expected one of {', '.join(MATERIAL_KINDS)})")
     return Material(pattern, np.clip(a, 0, 1), np.clip(b, 0, 1), float(freq), float(detail), direction, offset, seed)
