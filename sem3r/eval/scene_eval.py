@@ -22,11 +22,19 @@ family         runs when                                                   proto
 Choices made here:
 
 * **Reference cloud**: ``gt_cloud`` when given, otherwise the ground-truth Scene's fused cloud
-  (voxel-averaged at ``reference_voxel_size``, labels by per-voxel majority).
-* **Point cloud**: the valid predicted pixels and the reference cloud are each randomly subsampled
-  to at most ``max_points`` (seeded). The Umeyama correspondences are the pixels valid in both
-  scenes (same view, same pixel) when the ground-truth Scene has per-pixel points; otherwise the
-  alignment uses its centroid / scale fallback. The resulting similarity (``sim3+icp``) also maps
+  (voxel-averaged at ``reference_voxel_size``, labels by per-voxel majority). A given ``gt_cloud``
+  (e.g. sampled on a whole mesh) is restricted to the points the ground-truth views observed
+  (:func:`sem3r.geometry.visibility.observed_by_views`, a z-buffer test against the ground-truth
+  depth, also requiring the instance and semantic ids the views show at the point's pixel when the
+  Scene has those masks) when the ground-truth Scene has depth: surfaces no input view saw cannot
+  be reconstructed and are not counted against completeness or recall.
+* **Point cloud**: when the ground-truth Scene has per-pixel points (depth), the reference of the
+  point-cloud family is those points (the DUSt3R / VGGT protocol: same views, same pixels). A
+  seeded subset of at most ``max_points`` pixel positions is drawn once; the predicted cloud is the
+  subset's pixels valid in the prediction, the reference its pixels valid in the ground truth, and
+  the Umeyama correspondences its pixels valid in both. Without ground-truth depth the predicted
+  pixels and the reference cloud are subsampled independently and the alignment starts from the
+  centroid / scale fallback. The resulting similarity (``sim3+icp``) also maps
   the predicted points into the ground-truth frame for the 3D semantic families.
 * **Class ids**: when both scenes carry ``metadata['class_names']``, predicted class ids are mapped
   to ground-truth ids by name (a name the ground truth lacks becomes -1, i.e. wrong); otherwise
@@ -43,6 +51,8 @@ Choices made here:
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 
 from sem3r.errors import Sem3RError
@@ -53,6 +63,7 @@ from sem3r.eval.pointcloud import align_point_clouds, pointcloud_metrics
 from sem3r.eval.semantic import semantic_metrics_2d, semantic_miou_3d
 from sem3r.eval.tracking import tracking_metrics
 from sem3r.geometry.knn import knn
+from sem3r.geometry.visibility import observed_by_views
 from sem3r.geometry.voxels import VoxelGrid
 from sem3r.scene import PointCloud, Scene
 
@@ -179,6 +190,14 @@ def evaluate_scene(
         out.update(_prefixed("semantic2d", semantic_metrics_2d(mapped, gt.semantic_masks, num_classes)))
 
     reference = gt_cloud
+    if reference is not None and gt.depth is not None:
+        label_pairs = [
+            (ids, masks)
+            for ids, masks in ((reference.instance_ids, gt.instance_masks), (reference.semantic_ids, gt.semantic_masks))
+            if masks is not None
+        ]
+        seen = observed_by_views(reference.xyz, gt.depth, gt.intrinsics, gt.cam_from_world, labels=label_pairs)
+        reference = PointCloud(*(getattr(reference, f.name)[seen] for f in fields(PointCloud)))
     if reference is None and _has_points(gt):
         reference = gt.fused_point_cloud(voxel_size=reference_voxel_size)
     if reference is None or len(reference) < 3 or not _has_points(pred):
@@ -191,13 +210,20 @@ def evaluate_scene(
     correspondences = None
     if _has_points(gt):
         gt_points, gt_valid = gt.points()
-        both = pred_valid & gt_valid
-        pick = _subsample(int(both.sum()), max_points, rng)
-        if len(pick) >= 3:
-            correspondences = (pred_points[both][pick], gt_points[both][pick])
-    pred_sub = pred_xyz[_subsample(len(pred_xyz), max_points, rng)]
+        pick = np.zeros(pred_valid.size, dtype=bool)
+        pick[_subsample(pred_valid.size, max_points, rng)] = True
+        pick = pick.reshape(pred_valid.shape)
+        pred_sub, ref_sub = pred_points[pick & pred_valid], gt_points[pick & gt_valid]
+        both = pick & pred_valid & gt_valid
+        if both.sum() >= 3:
+            correspondences = (pred_points[both], gt_points[both])
+    else:
+        pred_sub = pred_xyz[_subsample(len(pred_xyz), max_points, rng)]
+        ref_sub = reference.xyz[_subsample(len(reference), max_points, rng)]
+    pred_sub, ref_sub = pred_sub.astype(np.float64), ref_sub.astype(np.float64)
+    if len(pred_sub) < 3 or len(ref_sub) < 3:
+        return out
     ref_xyz = reference.xyz.astype(np.float64)
-    ref_sub = ref_xyz[_subsample(len(ref_xyz), max_points, rng)]
     transform = align_point_clouds(pred_sub, ref_sub, "sim3+icp", correspondences, icp_threshold)
     pc = pointcloud_metrics(transform.apply(pred_sub), ref_sub, align="none")
     pc["scale"] = transform.scale

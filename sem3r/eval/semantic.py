@@ -16,12 +16,16 @@
 3D protocol (:func:`semantic_miou_3d`, IGGT appendix A.4: labelled points are voxelised and the
 mIoU is computed on voxels):
 
-* Predicted and ground-truth labelled points are voxelised separately on the same grid (cubes of
-  ``voxel_size`` anchored at the origin, :mod:`sem3r.geometry.voxels`); each voxel takes the
-  majority label of its points (-1 only when all its points are unlabelled).
-* Every ground-truth voxel with a label ``>= 0`` takes the label of the predicted voxel with the same
-  key; a missing predicted voxel, or one labelled -1, makes that ground-truth voxel wrong (it counts
-  for its ground-truth class only). Predicted voxels without a ground-truth voxel are not scored.
+* Every ground-truth point takes the label of the nearest predicted point within ``voxel_size``
+  (-1 when there is none). Ground-truth points are voxelised (cubes of ``voxel_size`` anchored at
+  the origin, :mod:`sem3r.geometry.voxels`); each voxel's ground-truth label and predicted label are
+  the per-voxel majorities of the ground-truth labels and of the transferred labels. Transferring
+  through nearest neighbours rather than voxelising the prediction separately keeps a surface that
+  lies on a voxel boundary (a floor at z = 0) from falling into the neighbouring voxel after a
+  sub-millimetre alignment error.
+* A ground-truth voxel with a label ``>= 0`` whose predicted label is -1 (no predicted point near,
+  or an unlabelled one) is wrong: it counts for its ground-truth class only. Predicted points far
+  from every ground-truth point are not scored.
 * The 2D rules above then apply to these voxel pairs (``mIoU``, ``mAcc``).
 """
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from sem3r.errors import Sem3RError
+from sem3r.geometry.knn import knn
 from sem3r.geometry.voxels import VoxelGrid
 
 
@@ -145,13 +150,10 @@ def semantic_miou_3d(
     if not len(gt_points):
         raise Sem3RError("3D semantic mIoU needs at least one ground-truth point")
     k = _num_classes(num_classes, pred_labels, gt_labels)
-    gt_grid = VoxelGrid.from_points(gt_points, voxel_size)
-    gt_vox = gt_grid.majority(gt_labels)
-    voxel_pred = np.full(len(gt_grid.keys), -1, dtype=np.int64)
+    transferred = np.full(len(gt_points), -1, dtype=np.int64)
     if len(pred_points):
-        pred_grid = VoxelGrid.from_points(pred_points, voxel_size)
-        pred_vox = pred_grid.majority(pred_labels)
-        slot = np.clip(np.searchsorted(pred_grid.keys, gt_grid.keys), 0, len(pred_grid.keys) - 1)
-        hit = pred_grid.keys[slot] == gt_grid.keys
-        voxel_pred[hit] = pred_vox[slot[hit]]
-    return metrics_from_confusion(confusion_matrix(voxel_pred, gt_vox, k))
+        _, nearest = knn(pred_points, gt_points, 1, max_distance=voxel_size)
+        hit = nearest[:, 0] < len(pred_points)
+        transferred[hit] = pred_labels[nearest[hit, 0]]
+    gt_grid = VoxelGrid.from_points(gt_points, voxel_size)
+    return metrics_from_confusion(confusion_matrix(gt_grid.majority(transferred), gt_grid.majority(gt_labels), k))

@@ -35,6 +35,7 @@ _SUBMODULE = {
     "unpack_voxel_keys": "voxels",
     "voxel_downsample": "voxels",
     "voxel_keys": "voxels",
+    "observed_by_views": "visibility",
 }
 
 __all__ = list(_SUBMODULE)

@@ -43,14 +43,24 @@ def test_perfect_and_empty():
 
 def test_voxel_miou_by_hand():
     v = 1.0
-    gt_pts = np.array([[0.5, 0.5, 0.5], [0.6, 0.5, 0.5], [1.5, 0.5, 0.5], [2.5, 0.5, 0.5], [3.5, 0.5, 0.5]])
+    gt_pts = np.array([[0.5, 0.5, 0.5], [0.6, 0.5, 0.5], [1.5, 0.5, 0.5], [2.9, 0.5, 0.5], [3.5, 0.5, 0.5]])
     gt_lab = np.array([0, 0, 1, 1, -1])  # voxels: (0) -> 0, (1) -> 1, (2) -> 1, (3) unlabelled
     pred_pts = np.array([[0.2, 0.1, 0.1], [1.2, 0.2, 0.3], [1.7, 0.2, 0.3], [1.8, 0.2, 0.3], [5.5, 0.5, 0.5]])
-    pred_lab = np.array([0, 1, 0, 0, 1])  # voxel (1) majority 0; voxel (2) missing; voxel (5) not scored
+    pred_lab = np.array([0, 1, 0, 0, 1])
+    # nearest predicted point within 1.0 of each gt point: 0 (d=.64), 0 (d=.69), 0 (1.7: d=.41),
+    # none for 2.9 (1.1 from 1.8), none for 3.5 (unlabelled anyway); (5.5) is not scored
     m = semantic_miou_3d(pred_pts, pred_lab, gt_pts, gt_lab, voxel_size=v)
-    # pairs (gt, pred): (0, 0), (1, 0), (1, missing) -> IoU_0 = 1/2, IoU_1 = 0
+    # voxel pairs (gt, pred): (0, 0), (1, 0), (1, missing) -> IoU_0 = 1/2, IoU_1 = 0
     assert m["miou"] == pytest.approx(0.25)
     assert m["macc"] == pytest.approx(0.5)
+
+
+def test_voxel_miou_survives_a_surface_on_a_voxel_boundary():
+    rng = np.random.default_rng(1)
+    floor = np.c_[rng.uniform(0, 2, size=(2000, 2)), np.zeros(2000)]  # z = 0 is a voxel boundary
+    lab = (floor[:, 0] > 1).astype(np.int64)
+    shifted = floor - [0, 0, 1e-6]  # a sub-micron alignment error moves every point to voxel k = -1
+    assert semantic_miou_3d(shifted, lab, floor, lab, voxel_size=0.1)["miou"] == 1.0
 
 
 def test_voxel_miou_of_identical_clouds_and_no_prediction():
