@@ -68,3 +68,16 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], com
         with open(tmp, "wb") as f:
             (np.savez_compressed if compress else np.savez)(f, **arrays)
     return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; a missing, undecodable or invalid file raises a one-line ``Sem3RError``."""
+    from sem3r.errors import Sem3RError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Sem3RError(f"'{path}' does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Sem3RError(f"'{path}' is not valid JSON: {exc}") from None

@@ -37,7 +37,7 @@ import numpy as np
 from sem3r.errors import FormatVersionError, Sem3RError
 from sem3r.geometry.camera import unproject_depth
 from sem3r.geometry.voxels import VoxelGrid
-from sem3r.io import write_json_atomic, write_npz_atomic
+from sem3r.io import read_json, write_json_atomic, write_npz_atomic
 
 FORMAT_VERSION = 1
 """Version of the on-disk layout written by :meth:`Scene.save`."""
@@ -430,10 +430,7 @@ class Scene:
         doc_path = directory / "scene.json"
         if not doc_path.is_file():
             raise Sem3RError(f"'{directory}' is not a Sem3R scene directory (no scene.json)")
-        try:
-            doc = json.loads(doc_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Sem3RError(f"'{doc_path}' is not valid JSON: {exc}") from None
+        doc = read_json(doc_path)
         if not isinstance(doc, dict) or doc.get("format") != "sem3r.scene":
             raise Sem3RError(f"'{doc_path}' is not a Sem3R scene file")
         version = doc.get("format_version")

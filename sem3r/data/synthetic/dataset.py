@@ -20,7 +20,7 @@ from sem3r.data.synthetic.categories import CATEGORY_SPLITS, CLASS_NAMES
 from sem3r.data.synthetic.generator import GENERATOR_VERSION, SynthConfig, SyntheticScene, generate_scene
 from sem3r.data.synthetic.mesh import SceneMesh
 from sem3r.errors import Sem3RError
-from sem3r.io import write_json_atomic, write_npz_atomic
+from sem3r.io import read_json, write_json_atomic, write_npz_atomic
 from sem3r.scene import PointCloud
 
 GROUND_TRUTH_FILE = "ground_truth.npz"
@@ -98,10 +98,7 @@ def load_ground_truth(scene_dir: str | Path) -> GroundTruth:
 
 
 def _read_manifest(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Sem3RError(f"'{path}' is not valid JSON: {exc}") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("format") != "sem3r.synthetic_dataset":
         raise Sem3RError(f"'{path}' is not a Sem3R synthetic dataset manifest")
     return doc
