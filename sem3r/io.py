@@ -48,9 +48,29 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def _strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats replaced by ``None`` (strict JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented, strict JSON to ``path`` atomically and return the path.
+
+    NaN and infinite floats (e.g. a metric with nothing to average) are written as ``null``.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = write_json_atomic(os.path.join(tempfile.mkdtemp(), "m.json"), {"ap_tail": float("nan")})
+        >>> json.loads(p.read_text())
+        {'ap_tail': None}
+    """
+    return write_text_atomic(path, json.dumps(_strict_json(obj), indent=2, allow_nan=False) + "\n")
 
 
 def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], compress: bool = False) -> Path:

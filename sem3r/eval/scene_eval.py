@@ -39,7 +39,8 @@ Choices made here:
 * **Class ids**: when both scenes carry ``metadata['class_names']``, predicted class ids are mapped
   to ground-truth ids by name (a name the ground truth lacks becomes -1, i.e. wrong); otherwise
   ids are compared as they are.
-* **3D instance AP**: every reference point takes the predicted instance id of the nearest aligned
+* **3D instance AP**: with ``gt.metadata['category_splits']`` (split name -> class names, as the
+  synthetic generator writes) the head / common / tail breakdown is added. Every reference point takes the predicted instance id of the nearest aligned
   predicted pixel point within ``label_radius`` (-1 beyond it). A predicted instance's class and
   score come from ``pred.instances`` when its row has a class, otherwise the class is the majority
   transferred semantic label of its points and the score is 1.
@@ -126,6 +127,7 @@ def _instance_ap_3d(
     class_names: list[str],
     class_map: np.ndarray | None,
     min_region_size: int,
+    splits: dict[str, str] | None,
 ) -> dict[str, float]:
     """AP of predicted instance ids transferred onto the reference points ``(M,)``."""
     labelled = point_instance >= 0
@@ -137,7 +139,7 @@ def _instance_ap_3d(
         grid = VoxelGrid(keys=ids, inverse=compact, counts=np.bincount(compact, minlength=len(ids)), voxel_size=1.0)
         classes = np.where(classes >= 0, classes, grid.majority(point_semantic[labelled]))
     return instance_ap(
-        per_point, classes, scores, reference.instance_ids, reference.semantic_ids, class_names, None, min_region_size
+        per_point, classes, scores, reference.instance_ids, reference.semantic_ids, class_names, splits, min_region_size
     )
 
 
@@ -243,7 +245,8 @@ def evaluate_scene(
         instance[hit] = pred.instance_masks[pred_valid][nearest[hit]]
         transferred = np.full(len(ref_xyz), -1, dtype=np.int64)
         transferred[hit] = semantic[nearest[hit]]
-        ap = _instance_ap_3d(pred, instance, transferred, reference, names, class_map, min_region_size)
+        splits = {c: split for split, cs in gt.metadata.get("category_splits", {}).items() for c in cs}
+        ap = _instance_ap_3d(pred, instance, transferred, reference, names, class_map, min_region_size, splits or None)
         out.update(_prefixed("instance3d", ap))
     if pred.semantic_masks is not None and (reference.semantic_ids >= 0).any():
         num_classes = len(class_names) if class_names else None
