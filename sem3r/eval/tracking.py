@@ -1,10 +1,11 @@
 """Instance spatial tracking: Temporal mIoU (T-mIoU) and Temporal Success Rate (T-SR), IGGT A.4.
 
-IGGT defines, for one object ``o`` with predicted masks ``M_t`` and ground-truth masks ``G_t`` over
-the views ``t = 1..T`` of a sequence, ``T-mIoU(o) = (1/T) sum_t IoU(M_t, G_t)`` and
-``T-SR(o) = prod_t 1[M_t tracks G_t]`` (the object is tracked in *every* view); both are averaged
-over all objects. The paper leaves the view set, the success test and the identity matching
-implicit; Sem3R fixes them as follows.
+IGGT describes, for one object ``o`` with predicted masks ``M_t`` and ground-truth masks ``G_t``
+over the views ``t = 1..T`` of a sequence, the mean IoU over the views (T-mIoU) and an indicator
+that the object is tracked in *every* view (T-SR), both averaged over all objects. The equations
+themselves are not legible in our copy of the paper, so Sem3R reads them as
+``T-mIoU(o) = (1/T) sum_t IoU(M_t, G_t)`` and ``T-SR(o) = prod_t 1[M_t tracks G_t]``, and fixes
+the view set, the success test and the identity matching as follows.
 
 1. **Objects** are the ground-truth ids ``>= 0`` of the sequence. Predicted ids are arbitrary
    integers (``-1`` = unlabelled); only their grouping matters.
