@@ -266,13 +266,13 @@ class Scene:
 
         Args:
             source: ``"depth"`` unprojects ``depth`` with the cameras, ``"points"`` uses
-                ``world_points``; ``"auto"`` prefers depth when present.
+                ``world_points``; ``"auto"`` follows ``metadata['point_source']`` when set (a
+                backend's choice) and otherwise prefers depth when present.
 
         Returns:
             ``points (N, H, W, 3) float32`` and ``valid (N, H, W) bool``.
         """
-        if source == "auto":
-            source = "depth" if self.depth is not None else "points"
+        source = self._point_source(source)
         if source == "depth":
             if self.depth is None:
                 raise Sem3RError("the scene has no depth; reconstruct it first or use source='points'")
@@ -285,9 +285,16 @@ class Scene:
 
     def confidence(self, source: Literal["auto", "depth", "points"] = "auto") -> np.ndarray | None:
         """The confidence map ``(N, H, W)`` belonging to ``source`` (``None`` if there is none)."""
-        if source == "auto":
-            source = "depth" if self.depth is not None else "points"
-        return self.depth_conf if source == "depth" else self.point_conf
+        return self.depth_conf if self._point_source(source) == "depth" else self.point_conf
+
+    def _point_source(self, source: str) -> str:
+        """Resolve ``"auto"``: ``metadata['point_source']`` when set, else depth when present."""
+        if source != "auto":
+            return source
+        preferred = self.metadata.get("point_source")
+        if preferred == "points" and self.world_points is not None or preferred == "depth" and self.depth is not None:
+            return preferred
+        return "depth" if self.depth is not None else "points"
 
     def fused_point_cloud(
         self,

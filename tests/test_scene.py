@@ -188,3 +188,12 @@ def test_select_views():
     assert sub.num_views == 2 and sub.image_names == ["view_0002", "view_0000"]
     assert np.array_equal(sub.depth[0], scene.depth[2])
     assert np.array_equal(sub.cam_from_world[1], scene.cam_from_world[0])
+
+
+def test_auto_point_source_follows_the_backend_choice():
+    scene = make_scene(n=1)
+    pts, _ = scene.points("depth")
+    scene.world_points = pts + 10.0
+    assert np.allclose(scene.fused_point_cloud().xyz, pts.reshape(-1, 3))
+    scene.metadata["point_source"] = "points"
+    assert np.allclose(scene.fused_point_cloud().xyz, pts.reshape(-1, 3) + 10.0)

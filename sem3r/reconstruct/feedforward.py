@@ -1,0 +1,227 @@
+"""The ``feedforward`` backend: cameras, depth and points from the unified geometry transformer.
+
+:class:`Sem3RGeometry` wraps a :class:`~sem3r.models.vggt.VGGT` (any checkpoint with the official
+layout, or a small model trained by ``sem3r train geometry``) with loading, preprocessing and
+conversion of its outputs into a :class:`~sem3r.scene.Scene`:
+
+* images are preprocessed as the reference model expects (:mod:`sem3r.reconstruct.preprocess`);
+  the Scene holds the model-resolution images;
+* inference runs under ``torch.inference_mode``: fp32 on CPU, bf16 autocast on GPUs that support it
+  (fp16 otherwise); the DPT heads process ``frames_chunk_size`` frames at a time so memory grows
+  linearly with the number of frames;
+* ``cam_from_world`` and ``intrinsics`` come from the pose encoding (``absT_quaR_FoV``, fields of
+  view clamped to :data:`MIN_FOV`); the world frame is the first camera and the scale is the
+  model's (``metadata['metric'] = False``);
+* ``depth``/``depth_conf`` come from the depth head and ``world_points``/``point_conf`` from the
+  point head, or from unprojecting the depth with the predicted cameras (``points_from="depth"``);
+* ``conf_percentile`` marks the lowest-confidence pixels invalid (depth 0, points NaN).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from sem3r.errors import Sem3RError
+from sem3r.geometry.camera import unproject_depth
+from sem3r.io import atomic_path, write_json_atomic
+from sem3r.reconstruct.checkpoint import load_state_dict_strict, read_state_dict, resolve_checkpoint
+from sem3r.reconstruct.preprocess import PreprocessConfig, preprocess_images
+from sem3r.scene import Scene
+
+MIN_FOV = 1e-2
+"""Predicted fields of view are clamped to ``[MIN_FOV, pi - MIN_FOV]`` radians so that an untrained
+or degenerate prediction (the FoV activation is a ReLU and can give 0) still yields finite focal
+lengths."""
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class FeedforwardConfig:
+    """Options of the ``feedforward`` backend.
+
+    Attributes:
+        checkpoint: local file or folder, or hub id (e.g. ``facebook/VGGT-1B``).
+        preprocess: resolution and crop/pad mode.
+        frames_chunk_size: frames per DPT-head chunk (memory only).
+        points_from: ``"points"`` (point head) or ``"depth"`` (depth unprojected with the predicted cameras).
+        conf_percentile: mark the lowest P percent of pixels (by confidence) invalid; ``None`` keeps all.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    """
+
+    checkpoint: str = "facebook/VGGT-1B"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    frames_chunk_size: int = 8
+    points_from: Literal["points", "depth"] = "points"
+    conf_percentile: float | None = None
+    device: str = "auto"
+
+
+class Sem3RGeometry:
+    """A geometry transformer ready for inference.
+
+    Example:
+        >>> from sem3r.models.vggt import VGGT, VGGTConfig
+        >>> geo = Sem3RGeometry(VGGT(VGGTConfig.small(enable_track=False)))
+        >>> scene = geo.predict([np.zeros((120, 160, 3), np.uint8)] * 2, PreprocessConfig(target_size=112))
+        >>> scene.depth.shape, scene.cam_from_world.shape
+        ((2, 84, 112), (2, 3, 4))
+    """
+
+    def __init__(self, model, device: str = "auto") -> None:
+        import torch
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device: str = "auto", model_config=None) -> "Sem3RGeometry":
+        """Load a checkpoint (``.pt`` or ``.safetensors``, strict, ``weights_only``).
+
+        Args:
+            path_or_hub_id: a file, a folder written by :meth:`save_pretrained`, or a hub id.
+            device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+            model_config: a :class:`~sem3r.models.vggt.VGGTConfig`; default: the folder's
+                ``config.json`` when present, else the official size.
+
+        Raises:
+            Sem3RError: missing file, unreadable file, or a state dict that does not match the
+                configuration (the message lists missing / unexpected / wrongly shaped keys).
+        """
+        from sem3r.models.vggt import VGGT, VGGTConfig
+
+        path = resolve_checkpoint(path_or_hub_id)
+        if model_config is None:
+            config_file = path.parent / CONFIG_FILE
+            model_config = VGGTConfig(**_tuples(json.loads(config_file.read_text()))) if config_file.is_file() else VGGTConfig()
+        state = read_state_dict(path)
+        if not model_config.enable_track:
+            state = {k: v for k, v in state.items() if not k.startswith("track_head.")}
+        model = VGGT(model_config)
+        load_state_dict_strict(model, state, source=f"checkpoint '{path.name}'")
+        return cls(model, device)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (atomically)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        write_json_atomic(directory / CONFIG_FILE, asdict(self.model.config))
+        return directory
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        preprocess: PreprocessConfig | None = None,
+        names: Sequence[str] | None = None,
+        frames_chunk_size: int = 8,
+        points_from: Literal["points", "depth"] = "points",
+        conf_percentile: float | None = None,
+    ) -> Scene:
+        """Reconstruct ``S`` images of any sizes.
+
+        Args:
+            images: ``S`` arrays ``(H_i, W_i, 3) uint8``; the first is the reference view.
+            preprocess: resolution and crop/pad mode.
+            names: image names (default ``view_XXXX``).
+            frames_chunk_size: frames per DPT-head chunk.
+            points_from: ``"points"`` or ``"depth"`` (see :class:`FeedforwardConfig`).
+            conf_percentile: mark the lowest P percent of pixels invalid.
+
+        Returns:
+            A Scene at model resolution ``(S, H, W)`` with cameras, depth, confidences and world points.
+        """
+        import torch
+
+        from sem3r.geometry.pose_encoding import pose_encoding_to_extri_intri
+
+        if points_from not in ("points", "depth"):
+            raise Sem3RError(f"points_from must be 'points' or 'depth', got '{points_from}'")
+        batch = preprocess_images(images, preprocess, names)
+        height, width = batch.images.shape[1:3]
+        x = batch.to_tensor().to(self.device)[None]
+        amp = self.device.type == "cuda"
+        dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=amp):
+            out = self.model(x, frames_chunk_size=frames_chunk_size)
+        pose_enc = out["pose_enc"][0].float().clone()
+        pose_enc[:, 7:] = pose_enc[:, 7:].clamp(MIN_FOV, np.pi - MIN_FOV)
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_enc, (height, width))
+        depth = out["depth"][0, ..., 0].float().cpu().numpy()
+        depth_conf = out["depth_conf"][0].float().cpu().numpy()
+        cam_from_world = extrinsics.cpu().numpy().astype(np.float64)
+        K = intrinsics.cpu().numpy().astype(np.float64)
+        if points_from == "points":
+            points = out["world_points"][0].float().cpu().numpy()
+            point_conf = out["world_points_conf"][0].float().cpu().numpy()
+        else:
+            points, point_conf = unproject_depth(depth, K, cam_from_world), depth_conf.copy()
+        if conf_percentile is not None:
+            depth = np.where(depth_conf >= np.percentile(depth_conf, conf_percentile), depth, 0.0)
+            points = np.where((point_conf >= np.percentile(point_conf, conf_percentile))[..., None], points, np.nan)
+        return Scene(
+            images=batch.images,
+            intrinsics=K,
+            cam_from_world=cam_from_world,
+            depth=depth,
+            depth_conf=depth_conf,
+            world_points=points,
+            point_conf=point_conf,
+            image_names=list(names) if names is not None else [],
+            metadata={
+                "geometry": "feedforward",
+                "metric": False,
+                "point_source": "points" if points_from == "points" else "depth",
+                "preprocess": {
+                    "mode": (preprocess or PreprocessConfig()).mode,
+                    "original_sizes": batch.original_sizes.tolist(),
+                    "scale": batch.scale.tolist(),
+                    "offset": batch.offset.tolist(),
+                },
+            },
+        )
+
+
+def _tuples(config: dict) -> dict:
+    """JSON lists back to the tuples of a model config."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def reconstruct_feedforward(scene: Scene, config: FeedforwardConfig, geometry: Sem3RGeometry | None = None) -> Scene:
+    """Backend function: run the geometry transformer on the Scene's images.
+
+    Args:
+        scene: input views (only ``images`` and ``image_names`` are used).
+        config: backend options.
+        geometry: an already loaded model (default: load ``config.checkpoint``).
+
+    Returns:
+        A new Scene at model resolution; metadata of the input is kept and extended.
+    """
+    geometry = geometry or Sem3RGeometry.from_pretrained(config.checkpoint, config.device)
+    result = geometry.predict(
+        list(scene.images),
+        config.preprocess,
+        scene.image_names,
+        config.frames_chunk_size,
+        config.points_from,
+        config.conf_percentile,
+    )
+    result.metadata = {**scene.metadata, **result.metadata, "checkpoint": str(config.checkpoint)}
+    return result
+
+
+__all__ = ["FeedforwardConfig", "Sem3RGeometry", "reconstruct_feedforward"]
