@@ -6,13 +6,6 @@ from sem3r.models.vggt.aggregator import IMAGENET_MEAN, IMAGENET_STD, Aggregator
 C = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def aggregator():

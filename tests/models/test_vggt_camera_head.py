@@ -6,13 +6,6 @@ from sem3r.models.vggt.camera_head import CameraHead, activate_pose
 D = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def head():

@@ -12,13 +12,6 @@ OFFICIAL_PARAMS = 1_256_537_516
 PER_FRAME = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _reference() -> dict[str, tuple[int, ...]]:
     if not REFERENCE.is_file():

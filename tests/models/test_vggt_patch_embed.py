@@ -1,16 +1,8 @@
-import pytest
 import torch
 import torch.nn.functional as F
 
 from sem3r.models.vggt.patch_embed import DINOv2Encoder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _encoder(**kw):
