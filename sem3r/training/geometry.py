@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import torch
 
 from sem3r.errors import Sem3RError
+from sem3r.reconstruct.feedforward import Sem3RGeometry
 from sem3r.io import read_json, write_json_atomic
 from sem3r.training.dataset import SyntheticGeometryDataset, geometry_dataloader
 from sem3r.training.losses import GeometryLoss, GeometryLossConfig
@@ -110,9 +111,11 @@ class GeometryTrainingConfig:
 def train_geometry(config: str | Path | GeometryTrainingConfig) -> Path:
     """Train ``sem3r.models.vggt.VGGT`` on a synthetic dataset with the geometry losses.
 
-    Seeds torch with ``train.seed`` before building the model, writes the resolved config to
-    ``train.out_dir/config.json`` and runs :class:`~sem3r.training.trainer.Trainer` (which resumes
-    when ``train.resume`` is set).
+    Seeds torch with ``train.seed`` before building the model (:func:`build_model_config`), writes
+    the resolved config to ``train.out_dir/config.json``, runs
+    :class:`~sem3r.training.trainer.Trainer` (which resumes when ``train.resume`` is set) and exports
+    the trained weights to ``train.out_dir/model/`` (``model.safetensors`` + ``config.json``), the
+    folder ``Sem3RGeometry.from_pretrained`` and ``sem3r reconstruct --checkpoint`` read.
 
     Args:
         config: a JSON file path or a :class:`GeometryTrainingConfig`.
@@ -120,14 +123,26 @@ def train_geometry(config: str | Path | GeometryTrainingConfig) -> Path:
     Returns:
         The path of the last checkpoint.
     """
-    from sem3r.models.vggt import VGGT, VGGTConfig
+    from sem3r.models.vggt import VGGT
 
     cfg = config if isinstance(config, GeometryTrainingConfig) else GeometryTrainingConfig.from_file(config)
     dataset = SyntheticGeometryDataset(cfg.dataset_root, cfg.min_views, cfg.max_views, cfg.image_size,
                                        cfg.train.seed, cfg.samples_per_epoch)
     loader = geometry_dataloader(dataset, cfg.train.batch_size, cfg.train.num_workers)
     torch.manual_seed(cfg.train.seed)
-    model = VGGT(VGGTConfig.small() if cfg.model == "small" else VGGTConfig())
+    model = VGGT(build_model_config(cfg.model))
     write_json_atomic(Path(cfg.train.out_dir) / "config.json", cfg.to_dict())
     trainer = Trainer(model, GeometryLoss(cfg.loss), loader, cfg.train)
-    return trainer.fit()
+    last = trainer.fit()
+    Sem3RGeometry(model, device="cpu").save_pretrained(Path(cfg.train.out_dir) / "model")
+    return last
+
+
+def build_model_config(name: str):
+    """The :class:`~sem3r.models.vggt.VGGTConfig` trained under ``name`` (``"small"`` or ``"default"``).
+
+    Geometry training does not use the track head, so it is left out.
+    """
+    from sem3r.models.vggt import VGGTConfig
+
+    return VGGTConfig.small(enable_track=False) if name == "small" else VGGTConfig(enable_track=False)

@@ -1,38 +1,15 @@
-"""train_geometry: JSON config, model selection, outputs; a smoke run with the real small VGGT."""
+"""train_geometry with the real small VGGT: JSON config, checkpoints, resume, exported model."""
 
 import json
 import math
-import sys
-import types
 
 import pytest
 import torch
 
 from sem3r.errors import Sem3RError
+from sem3r.reconstruct.feedforward import Sem3RGeometry
 from sem3r.training import GeometryTrainingConfig, load_checkpoint, train_geometry
-
-
-@pytest.fixture
-def fake_vggt(monkeypatch, make_model):
-    """Replace ``sem3r.models.vggt`` with the stand-in model; records the configs it was built with."""
-    built = []
-
-    class VGGTConfig:
-        def __init__(self, size="default"):
-            self.size = size
-
-        @classmethod
-        def small(cls):
-            return cls("small")
-
-    def VGGT(config):
-        built.append(config.size)
-        return make_model(0)
-
-    module = types.ModuleType("sem3r.models.vggt")
-    module.VGGT, module.VGGTConfig = VGGT, VGGTConfig
-    monkeypatch.setitem(sys.modules, "sem3r.models.vggt", module)
-    return built
+from sem3r.training.geometry import build_model_config
 
 
 def _write_config(tmp_path, synth_root, **extra):
@@ -52,24 +29,27 @@ def _write_config(tmp_path, synth_root, **extra):
     return path
 
 
-def test_train_geometry_from_a_json_file(tmp_path, synth_root, fake_vggt):
+def test_train_geometry_from_a_json_file_exports_a_loadable_model(tmp_path, synth_root):
     path = _write_config(tmp_path, synth_root)
     last = train_geometry(path)
-    assert fake_vggt == ["small"] and last.name == "step_00000003.pt"
+    assert last.name == "step_00000003.pt"
     ckpt = load_checkpoint(last)
     assert ckpt["step"] == 3 and ckpt["config"]["steps"] == 3
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert GeometryTrainingConfig.from_dict(saved) == GeometryTrainingConfig.from_file(path)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3] and "scaled_point" in records[0] and "normal" in records[0]
+    exported = Sem3RGeometry.from_pretrained(tmp_path / "run" / "model", device="cpu").model.state_dict()
+    assert exported.keys() == ckpt["model"].keys()
+    assert all(torch.equal(exported[k], ckpt["model"][k]) for k in exported)
+    assert build_model_config("small").enable_track is False
 
 
-def test_train_geometry_builds_the_default_model_and_resumes(tmp_path, synth_root, fake_vggt):
-    cfg = GeometryTrainingConfig.from_file(_write_config(tmp_path, synth_root, model="default"))
+def test_train_geometry_resumes(tmp_path, synth_root):
+    cfg = GeometryTrainingConfig.from_file(_write_config(tmp_path, synth_root))
     train_geometry(cfg)
     cfg.train.steps, cfg.train.resume = 4, True
     assert train_geometry(cfg).name == "step_00000004.pt"
-    assert fake_vggt == ["default", "default"]
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
 
@@ -91,9 +71,7 @@ def test_config_errors(doc, message):
         GeometryTrainingConfig.from_dict(doc)
 
 
-def test_smoke_run_with_the_small_vggt(tmp_path, synth_root):
-    vggt = pytest.importorskip("sem3r.models.vggt")
-    assert hasattr(vggt.VGGTConfig, "small")
+def test_vggt_preset_trains_the_small_vggt_with_finite_losses(tmp_path, synth_root):
     cfg = GeometryTrainingConfig.from_file(_write_config(tmp_path, synth_root, loss={"preset": "vggt"}))
     cfg.train.steps = 2
     train_geometry(cfg)
