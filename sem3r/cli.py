@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import tyro
 
@@ -178,7 +178,24 @@ def info(scene_dir: Positional[Path]) -> None:
     print(Scene.load(scene_dir).describe())
 
 
-COMMANDS = {"synth": synth, "demo": demo, "import": import_, "export": export, "eval": eval_, "info": info}
+def train(what: Positional[Literal["geometry"]], config: Path) -> None:
+    """Train a model from a JSON config (resumable: set train.resume to continue a run).
+
+    geometry: the VGGT-style geometry transformer on a `sem3r synth` dataset, with the VGGT or
+    G2VLM losses. The trained weights land in TRAIN.OUT_DIR/model/, ready for
+    `sem3r reconstruct --checkpoint`.
+
+    Args:
+        what: which model to train.
+        config: JSON file; see sem3r.training.geometry for the fields.
+    """
+    from sem3r.training import train_geometry
+
+    last = train_geometry(config)
+    print(f"last checkpoint: {last}; model: {last.parent.parent / 'model'}")
+
+
+COMMANDS = {"synth": synth, "demo": demo, "import": import_, "export": export, "eval": eval_, "info": info, "train": train}
 
 
 def main(argv: list[str] | None = None) -> int:
