@@ -82,6 +82,7 @@ def import_(
     layout: str = "auto",
     stride: int = 1,
     max_frames: int | None = None,
+    resize: tuple[int, int] | None = None,
 ) -> None:
     """Read a dataset (image folder, video, 7-Scenes, ScanNet export, TUM RGB-D, COLMAP model) into a Scene.
 
@@ -89,14 +90,77 @@ def import_(
         source: folder or video file to read.
         out: Scene folder to write.
         layout: auto, or one of the reader names (see sem3r.data.readers.LAYOUTS).
-        stride: keep every STRIDE-th frame (sequences).
-        max_frames: keep at most this many frames.
+        stride: keep every STRIDE-th frame (7-Scenes, ScanNet, TUM).
+        max_frames: keep at most this many frames (spread evenly for image folders and videos).
+        resize: H W to resize every image to (image folders and COLMAP models of mixed sizes).
     """
-    from sem3r.data.readers import read_scene
+    from sem3r.data.readers import detect_layout, frame_options, read_scene
 
-    scene = read_scene(source, layout=layout, stride=stride, max_frames=max_frames)
+    kind = layout if layout != "auto" else detect_layout(source)[0]
+    options = frame_options(kind, stride, max_frames) | ({"resize": resize} if resize is not None else {})
+    scene = read_scene(source, layout=kind, **options)
     scene.save(out)
     print(f"read {scene.num_views} views ({scene.height}x{scene.width}, source: {scene.metadata.get('source')}) -> {out}")
+
+
+def reconstruct(
+    images: Positional[Path],
+    out: Path,
+    backend: str = "feedforward",
+    checkpoint: str = "facebook/VGGT-1B",
+    resolution: int = 518,
+    mode: Literal["crop", "pad"] = "crop",
+    points_from: Literal["points", "depth"] = "points",
+    conf_percentile: float | None = None,
+    layout: str = "auto",
+    max_frames: int | None = None,
+    device: str = "auto",
+) -> None:
+    """Recover cameras, depth and points and write a Scene.
+
+    Backends: feedforward (the geometry transformer; any checkpoint with the VGGT-1B layout or one
+    trained by `sem3r train geometry`), rgbd (sensor depth and poses: 7-Scenes, ScanNet, TUM,
+    synthetic), colmap (pycolmap SfM: cameras and sparse points; needs the [sfm] extra), oracle
+    (ground truth of a synthetic scene).
+
+    Args:
+        images: a folder of images (any sizes for feedforward), a video, or a dataset / Scene folder.
+        out: Scene folder to write.
+        backend: feedforward, rgbd, colmap, oracle or a registered plugin.
+        checkpoint: feedforward: local file / folder or hub id.
+        resolution: feedforward: model resolution (multiple of 14).
+        mode: feedforward: crop to the resolution's width, or pad to a square.
+        points_from: feedforward: world points from the point head, or from depth and cameras.
+        conf_percentile: feedforward: mark the lowest P percent of pixels by confidence invalid.
+        layout: input layout, auto-detected by default.
+        max_frames: use at most this many frames, spread evenly.
+        device: feedforward: auto, cpu or cuda.
+    """
+    from sem3r.data.readers import detect_layout, frame_options, read_scene
+    from sem3r.data.readers.common import even_indices, list_images
+    from sem3r.reconstruct import reconstruct as run_backend
+    from sem3r.reconstruct.feedforward import FeedforwardConfig, reconstruct_image_files
+    from sem3r.reconstruct.preprocess import PreprocessConfig
+
+    options = {}
+    if backend == "feedforward":
+        options["config"] = FeedforwardConfig(
+            checkpoint=checkpoint,
+            preprocess=PreprocessConfig(mode=mode, target_size=resolution),
+            points_from=points_from,
+            conf_percentile=conf_percentile,
+            device=device,
+        )
+    kind = layout if layout != "auto" else detect_layout(images)[0]
+    if backend == "feedforward" and kind == "image_folder":
+        files = list_images(images)
+        if not files:
+            raise Sem3RError(f"no images in '{images}'")
+        scene = reconstruct_image_files([files[i] for i in even_indices(len(files), max_frames)], options["config"])
+    else:
+        scene = run_backend(read_scene(images, layout=kind, **frame_options(kind, max_frames=max_frames)), backend, **options)
+    scene.save(out)
+    print(f"{backend}: {scene.num_views} views at {scene.height}x{scene.width} -> {out}")
 
 
 def export(
@@ -195,7 +259,16 @@ def train(what: Positional[Literal["geometry"]], config: Path) -> None:
     print(f"last checkpoint: {last}; model: {last.parent.parent / 'model'}")
 
 
-COMMANDS = {"synth": synth, "demo": demo, "import": import_, "export": export, "eval": eval_, "info": info, "train": train}
+COMMANDS = {
+    "demo": demo,
+    "synth": synth,
+    "import": import_,
+    "reconstruct": reconstruct,
+    "train": train,
+    "export": export,
+    "eval": eval_,
+    "info": info,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

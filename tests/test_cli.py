@@ -109,3 +109,71 @@ def test_demo_writes_every_output(tmp_path, capsys):
     scene = Scene.load(out / "scene")
     assert len(scene.instances) > 5 and all(scene.instances.labels)
     assert "Metrics against ground truth" in (out / "report.md").read_text()
+
+
+def test_import_image_folder_with_max_frames_and_resize(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, h in enumerate((60, 70, 80)):
+        Image.fromarray(np.full((h, 80, 3), 40 * i, np.uint8)).save(photos / f"{i}.png")
+    code, _, err = run_cli(capsys, "import", str(photos), "--out", str(tmp_path / "s"), "--max-frames", "2", "--resize", "64", "80")
+    assert code == 0, err
+    scene = Scene.load(tmp_path / "s")
+    assert scene.image_names == ["0.png", "2.png"] and scene.images.shape[1:3] == (64, 80)
+    code, _, err = run_cli(capsys, "import", str(photos), "--out", str(tmp_path / "s"), "--stride", "2")
+    assert code == 2 and "stride" in err
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    import torch
+
+    from sem3r.models.vggt import VGGT, VGGTConfig
+    from sem3r.reconstruct.feedforward import Sem3RGeometry
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt")
+    Sem3RGeometry(VGGT(VGGTConfig.small(enable_track=False)), device="cpu").save_pretrained(path)
+    return path
+
+
+def test_reconstruct_feedforward_from_photos_of_mixed_sizes(tmp_path, capsys, small_checkpoint):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(photos / "a.png")
+    Image.fromarray(rng.integers(0, 255, (120, 90), dtype=np.uint8)).save(photos / "b.png")  # greyscale, portrait
+    Image.fromarray(rng.integers(0, 255, (400, 600, 3), dtype=np.uint8)).save(photos / "c.jpg")
+    out = tmp_path / "scene"
+    code, _, err = run_cli(capsys, "reconstruct", str(photos), "--out", str(out), "--checkpoint", str(small_checkpoint),
+                           "--resolution", "112", "--device", "cpu")
+    assert code == 0, err
+    scene = Scene.load(out)
+    assert scene.image_names == ["a.png", "b.png", "c.jpg"] and scene.images.shape[2] == 112
+    assert scene.depth is not None and scene.world_points is not None
+    assert scene.metadata["geometry"] == "feedforward" and scene.metadata["metric"] is False
+
+
+def test_reconstruct_bad_inputs_are_one_line_errors(tmp_path, capsys, small_checkpoint):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny / "dot.png")
+    bad_ckpt = tmp_path / "bad.pt"
+    import torch
+
+    torch.save({"aggregator.camera_token": torch.zeros(3)}, bad_ckpt)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(photos / "a.png")
+    cases = [
+        ([str(empty), "--checkpoint", str(small_checkpoint)], "empty"),
+        ([str(tiny), "--checkpoint", str(small_checkpoint)], "dot.png is 1x1"),
+        ([str(photos), "--checkpoint", str(bad_ckpt)], "does not match"),
+        ([str(photos), "--checkpoint", str(tmp_path / "missing.pt")], "does not exist"),
+    ]
+    for args, needle in cases:
+        code, _, err = run_cli(capsys, "reconstruct", *args, "--out", str(tmp_path / "o"), "--device", "cpu")
+        assert code == 2 and needle in err and err.count("\n") == 1, (args, err)
+    assert not (tmp_path / "o").exists()

@@ -195,6 +195,32 @@ class Sem3RGeometry:
         )
 
 
+def reconstruct_image_files(paths: Sequence[str | os.PathLike], config: FeedforwardConfig, geometry: Sem3RGeometry | None = None) -> Scene:
+    """Run the geometry transformer on image files of any (mixed) sizes.
+
+    Unlike reading the files into a Scene first, which needs one common size, every image is
+    preprocessed on its own (see :mod:`sem3r.reconstruct.preprocess`).
+
+    Args:
+        paths: ``S`` image files; the first is the reference view.
+        config: backend options.
+        geometry: an already loaded model (default: load ``config.checkpoint``).
+
+    Returns:
+        A Scene at model resolution whose ``image_names`` are the file names.
+    """
+    from sem3r.data.readers.common import load_rgb, parallel_map
+
+    paths = [Path(p) for p in paths]
+    images = list(parallel_map(load_rgb, paths, "reading images"))
+    geometry = geometry or Sem3RGeometry.from_pretrained(config.checkpoint, config.device)
+    scene = geometry.predict(
+        images, config.preprocess, [p.name for p in paths], config.frames_chunk_size, config.points_from, config.conf_percentile
+    )
+    scene.metadata.update({"source": "image_folder", "source_path": str(paths[0].parent), "checkpoint": str(config.checkpoint)})
+    return scene
+
+
 def _tuples(config: dict) -> dict:
     """JSON lists back to the tuples of a model config."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
@@ -224,4 +250,4 @@ def reconstruct_feedforward(scene: Scene, config: FeedforwardConfig, geometry: S
     return result
 
 
-__all__ = ["FeedforwardConfig", "Sem3RGeometry", "reconstruct_feedforward"]
+__all__ = ["FeedforwardConfig", "Sem3RGeometry", "reconstruct_feedforward", "reconstruct_image_files"]

@@ -110,6 +110,28 @@ def detect_layout(path: str | os.PathLike) -> tuple[str, Path]:
     )
 
 
+def frame_options(layout: str, stride: int = 1, max_frames: int | None = None) -> dict:
+    """Reader keyword options that keep every ``stride``-th frame and at most ``max_frames`` frames.
+
+    Sequences (7-Scenes, ScanNet, TUM) take ``stride`` and ``max_frames``; an image folder spreads
+    ``max_images`` evenly; a video samples ``num_frames`` evenly (16 by default); COLMAP models and
+    Scene folders take neither.
+
+    Raises:
+        Sem3RError: ``stride`` other than 1 for a layout without frame order.
+
+    Example:
+        >>> frame_options("image_folder", max_frames=8), frame_options("tum", 2, 8)
+        ({'max_images': 8}, {'stride': 2, 'max_frames': 8})
+    """
+    if layout in ("7scenes", "scannet", "tum"):
+        return {"stride": stride, "max_frames": max_frames}
+    if stride != 1:
+        raise Sem3RError(f"stride applies to frame sequences, not to layout '{layout}'")
+    key = {"image_folder": "max_images", "video": "num_frames"}.get(layout)
+    return {key: max_frames} if key is not None and max_frames is not None else {}
+
+
 def read_scene(path: str | os.PathLike, layout: str = "auto", **kwargs) -> Scene:
     """Read any supported layout into a Scene.
 
@@ -157,6 +179,7 @@ __all__ = [
     "TUM_INTRINSICS",
     "associate",
     "detect_layout",
+    "frame_options",
     "interpolate_poses",
     "read_7scenes",
     "read_colmap",

@@ -579,7 +579,7 @@ def read_colmap(
         if other:
             raise Sem3RError(
                 f"COLMAP model '{folder}' has cameras of different sizes ({cams[0].width}x{cams[0].height} and "
-                f"{other[0].width}x{other[0].height}); pass resize=(H, W)"
+                f"{other[0].width}x{other[0].height}); pass resize=(H, W) (CLI: --resize H W)"
             )
         out_h, out_w = cams[0].height, cams[0].width
     else:

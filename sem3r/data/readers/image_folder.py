@@ -77,7 +77,7 @@ def read_image_folder(
             j = int(other[0])
             raise Sem3RError(
                 f"images in '{folder}' differ in size: '{files[0].name}' is {sizes[0, 1]}x{sizes[0, 0]} but "
-                f"'{files[j].name}' is {sizes[j, 1]}x{sizes[j, 0]} (WxH); pass resize=(H, W)"
+                f"'{files[j].name}' is {sizes[j, 1]}x{sizes[j, 0]} (WxH); pass resize=(H, W) (CLI: --resize H W)"
             )
         out_h, out_w = int(sizes[0, 0]), int(sizes[0, 1])
     else:

@@ -267,6 +267,8 @@ def generate_scene(config: SynthConfig) -> SyntheticScene:
         "generator_version": GENERATOR_VERSION,
         "seed": int(config.seed),
         "metric": True,
+        "intrinsics_known": True,
+        "poses_known": True,
         "class_names": list(CLASS_NAMES),
         "num_structure_classes": NUM_STRUCTURE_CLASSES,
         "category_splits": {k: list(v) for k, v in CATEGORY_SPLITS.items()},

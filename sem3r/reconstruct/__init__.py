@@ -1,0 +1,59 @@
+"""Geometry backends behind one function: ``reconstruct(scene, backend, config, **options) -> Scene``.
+
+========================  ====================================================================
+name                      what it does
+========================  ====================================================================
+``feedforward``           the geometry transformer: cameras, depth and points from images
+``rgbd``                  sensor depth and known poses, validated, with confidences
+``oracle``                the ground truth of a synthetic scene
+``colmap``                SIFT + matching + incremental structure from motion (pycolmap, CPU)
+========================  ====================================================================
+
+Names are imported lazily from their submodules, so ``import sem3r.reconstruct`` stays cheap and a
+backend's dependencies (torch models, pycolmap) load only when it is used.
+
+Example:
+    >>> from sem3r.reconstruct import BACKENDS, reconstruct
+    >>> sorted(BACKENDS)
+    ['colmap', 'feedforward', 'oracle', 'rgbd']
+"""
+
+import importlib
+
+_SUBMODULE = {
+    "BACKENDS": "registry",
+    "Backend": "registry",
+    "get_backend": "registry",
+    "make_config": "registry",
+    "reconstruct": "registry",
+    "register_backend": "registry",
+    "unregister_backend": "registry",
+    "derive_scene": "common",
+    "valid_depth_points": "common",
+    "RGBDConfig": "rgbd",
+    "depth_discontinuities": "rgbd",
+    "reconstruct_rgbd": "rgbd",
+    "OracleConfig": "oracle",
+    "ground_truth_views": "oracle",
+    "reconstruct_oracle": "oracle",
+    "MATCHERS": "colmap",
+    "ColmapConfig": "colmap",
+    "ColmapResult": "colmap",
+    "reconstruct_colmap": "colmap",
+    "run_colmap": "colmap",
+    "FeedforwardConfig": "feedforward",
+    "Sem3RGeometry": "feedforward",
+    "reconstruct_feedforward": "feedforward",
+}
+
+__all__ = list(_SUBMODULE)
+
+
+def __getattr__(name: str):
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module 'sem3r.reconstruct' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"sem3r.reconstruct.{_SUBMODULE[name]}"), name)
+
+
+def __dir__():
+    return sorted(__all__)
