@@ -1,7 +1,6 @@
 """VGGT dense heads: checkpoint layout, shapes, chunking, activations, embeddings, tracker conventions."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +17,6 @@ from sem3r.models.vggt.dpt_head import (
 from sem3r.models.vggt.track_head import TrackHead
 from sem3r.models.vggt.tracker import CorrelationPyramid, flow_embedding, grid_sincos_embedding
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "vggt_state_dict.txt"
 
 SMALL_DPT = dict(dim_in=32, features=16, out_channels=(8, 16, 32, 32), intermediate_layer_idx=(0, 1, 2, 3))
 SMALL_TRACK = dict(
@@ -35,28 +33,6 @@ SMALL_TRACK = dict(
 )
 
 
-def reference_layout(prefix: str) -> dict[str, tuple[int, ...]]:
-    """Keys (without ``prefix``) and shapes of the official checkpoint under ``prefix``."""
-    if not REFERENCE.exists():
-        pytest.skip(f"reference layout not found at {REFERENCE}")
-    layout = {}
-    for line in REFERENCE.read_text().splitlines():
-        if line.startswith(prefix):
-            key, shape = line.split("\t")
-            layout[key[len(prefix) :]] = tuple(int(d) for d in shape.strip("[]").split(",") if d.strip())
-    return layout
-
-
-def assert_layout(module: torch.nn.Module, prefix: str) -> None:
-    expected = reference_layout(prefix)
-    actual = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    missing = sorted(set(expected) - set(actual))
-    unexpected = sorted(set(actual) - set(expected))
-    common = set(actual) & set(expected)
-    wrong = sorted(f"{k}: {actual[k]} != {expected[k]}" for k in common if actual[k] != expected[k])
-    assert not (missing or unexpected or wrong), f"missing {missing}\nunexpected {unexpected}\nwrong shapes {wrong}"
-
-
 def random_tokens(batch: int, frames: int, height: int, width: int, dim: int = 32, special: int = 5, layers: int = 4):
     patches = (height // 14) * (width // 14)
     return [torch.randn(batch, frames, special + patches, dim) for _ in range(layers)]
@@ -65,16 +41,16 @@ def random_tokens(batch: int, frames: int, height: int, width: int, dim: int = 3
 @pytest.mark.parametrize(
     ("prefix", "output_dim", "activation"), [("depth_head.", 2, "exp"), ("point_head.", 4, "inv_log")]
 )
-def test_dpt_head_matches_reference_layout(prefix, output_dim, activation):
+def test_dpt_head_matches_reference_layout(prefix, output_dim, activation, assert_official_layout):
     with torch.device("meta"):
         head = DPTHead(output_dim=output_dim, activation=activation)
-    assert_layout(head, prefix)
+    assert_official_layout(head, prefix)
 
 
-def test_track_head_matches_reference_layout():
+def test_track_head_matches_reference_layout(assert_official_layout):
     with torch.device("meta"):
         head = TrackHead()
-    assert_layout(head, "track_head.")
+    assert_official_layout(head, "track_head.")
 
 
 def test_dpt_head_small_forward_shapes():

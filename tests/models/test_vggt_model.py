@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 import torch
@@ -6,49 +5,26 @@ import torch
 from sem3r.errors import Sem3RError
 from sem3r.models.vggt import VGGT, Aggregator, CameraHead, LayerScale, VGGTConfig
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "vggt_state_dict.txt"
 OFFICIAL_KEYS = 1797
 OFFICIAL_PARAMS = 1_256_537_516
 PER_FRAME = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")
 
 
 
-def _reference() -> dict[str, tuple[int, ...]]:
-    if not REFERENCE.is_file():
-        pytest.skip(f"reference layout {REFERENCE} not available")
-    shapes = {}
-    for line in REFERENCE.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, shape = line.split("\t")
-            shapes[key] = tuple(int(v) for v in shape.strip("[] ").split(",") if v.strip())
-    return shapes
-
-
-def _assert_layout(module: torch.nn.Module, reference: dict[str, tuple[int, ...]], prefix: str = "") -> None:
-    mine = {prefix + k: tuple(v.shape) for k, v in module.state_dict().items()}
-    expected = {k: v for k, v in reference.items() if k.startswith(prefix)}
-    missing = sorted(set(expected) - set(mine))
-    unexpected = sorted(set(mine) - set(expected))
-    wrong = sorted(f"{k}: {mine[k]} != {expected[k]}" for k in set(mine) & set(expected) if mine[k] != expected[k])
-    assert not (missing or unexpected or wrong), f"missing {missing}\nunexpected {unexpected}\nwrong shapes {wrong}"
-
-
-def test_official_layout_full_model():
-    reference = _reference()
-    assert len(reference) == OFFICIAL_KEYS
+def test_official_layout_full_model(official_layout, assert_official_layout):
+    assert len(official_layout("vggt")) == OFFICIAL_KEYS
     with torch.device("meta"):
         model = VGGT(VGGTConfig())
-    _assert_layout(model, reference)
+    assert_official_layout(model)
     assert sum(v.numel() for v in model.state_dict().values()) == OFFICIAL_PARAMS
     assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS
 
 
 @pytest.mark.parametrize("prefix", ["aggregator.", "camera_head."])
-def test_official_layout_aggregator_and_camera_head(prefix):
-    reference = _reference()
+def test_official_layout_aggregator_and_camera_head(prefix, assert_official_layout):
     with torch.device("meta"):
         module = Aggregator() if prefix == "aggregator." else CameraHead()
-    _assert_layout(module, reference, prefix)
+    assert_official_layout(module, prefix)
 
 
 def test_disabled_heads_are_absent():
