@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--camera-path", default="walk")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--loss", default="vggt", help="loss preset: vggt or g2vlm")
+    parser.add_argument("--loss-overrides", default="{}", help='JSON of loss config fields, e.g. {"camera_weight": 10}')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     synth = dict(num_views=8, height=args.size, width=args.size, camera_path=args.camera_path, num_points=20_000)
@@ -84,7 +86,7 @@ def main() -> None:
 
     cfg = GeometryTrainingConfig.from_dict({
         "dataset_root": str(train_root), "model": "small", "min_views": 2, "max_views": args.max_views,
-        "loss": {"preset": "vggt"},
+        "loss": {"preset": args.loss, **json.loads(args.loss_overrides)},
         "train": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": max(1, args.steps // 10),
                   "ckpt_every": 50, "log_every": 10, "out_dir": str(args.out / "run"), "resume": True,
                   "device": args.device, "seed": 0},
@@ -101,7 +103,7 @@ def main() -> None:
                "untrained": evaluate(untrained, test, args.eval_views),
                "trained": evaluate(trained, test, args.eval_views)}
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
-    print(f"small VGGT, {args.steps} steps x batch {args.batch_size} (2-{args.max_views} views, {args.size}x{args.size}), "
+    print(f"small VGGT, {args.loss} losses {args.loss_overrides}, {args.steps} steps x batch {args.batch_size} (2-{args.max_views} views, {args.size}x{args.size}), "
           f"{args.train_scenes} training scenes, {device}, {minutes:.1f} min this run (0 if already trained)")
     print(f"held-out: {args.test_scenes} scenes x {args.eval_views} views ({args.camera_path} path)")
     header = f"{'model':>10} {'AbsRel':>8} {'d<1.25':>8} {'RRA@15':>8} {'RTA@15':>8} {'AUC@30':>8}"
