@@ -8,6 +8,7 @@ that counts and names the first missing, unexpected and wrongly shaped keys.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -41,11 +42,19 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike) -> Path:
             f"'{hub_id}' is not a local file and huggingface_hub is not installed; pass a local checkpoint path"
         ) from None
     errors = []
-    for name in CHECKPOINT_FILES:
-        try:
-            return Path(hf_hub_download(repo_id=hub_id, filename=name))
-        except Exception as exc:  # network, authentication or missing-file errors of the hub client
-            errors.append(f"{name}: {type(exc).__name__}")
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # the client logs every failed retry; our error says it once
+    try:
+        for name in CHECKPOINT_FILES:
+            try:
+                return Path(hf_hub_download(repo_id=hub_id, filename=name, etag_timeout=5))
+            except Exception as exc:  # network, authentication or missing-file errors of the hub client
+                errors.append(f"{name}: {type(exc).__name__}")
+                if type(exc).__name__ == "LocalEntryNotFoundError":  # offline and not cached: other names fail alike
+                    break
+    finally:
+        hub_logger.setLevel(level)
     raise Sem3RError(
         f"could not download '{hub_id}' from the hub ({'; '.join(errors)}); without network access pass a local checkpoint path"
     )
