@@ -4,7 +4,8 @@ Stages and the method each uses today (later releases plug stronger ones into th
 
 1. **scene**: a procedural room from :mod:`sem3r.data.synthetic` (RGB, metric depth, cameras,
    instance and semantic ground truth);
-2. **geometry**: ``oracle``, the generator's cameras and depth;
+2. **geometry**: the ``oracle`` backend of :func:`sem3r.reconstruct.reconstruct`, the generator's
+   cameras and depth;
 3. **instances**: ``ground-truth`` per-view masks, already 3D-consistent;
 4. **instance table**: 3D boxes, centroids and point counts from the fused, voxelised point cloud;
 5. **evaluation** against the ground truth with :func:`sem3r.eval.evaluate_scene`;
@@ -82,6 +83,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     """
     from sem3r.data.synthetic import SynthConfig, generate_scene, save_ground_truth
     from sem3r.eval import evaluate_scene
+    from sem3r.reconstruct import reconstruct
     from sem3r.viz import export_scene
 
     out = Path(config.out)
@@ -101,8 +103,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
     stage("scene", t)
 
     t = time.perf_counter()
-    scene = gt.select_views(slice(None))
-    scene.metadata.update({"geometry": "oracle", "instances": "ground-truth"})
+    scene = reconstruct(gt, "oracle")
+    scene.metadata["instances"] = "ground-truth"
     scene.update_instances(voxel_size=config.voxel_size)
     stage("geometry+instances", t)
 
