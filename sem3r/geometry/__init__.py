@@ -4,7 +4,7 @@ Names are imported lazily from their submodules, so ``import sem3r.geometry`` st
 quaternion and pose-encoding code imports torch only when it is used).
 """
 
-import importlib
+from sem3r._lazy import lazy_exports
 
 _SUBMODULE = {
     "camera_centers": "camera",
@@ -38,14 +38,4 @@ _SUBMODULE = {
     "observed_by_views": "visibility",
 }
 
-__all__ = list(_SUBMODULE)
-
-
-def __getattr__(name: str):
-    if name not in _SUBMODULE:
-        raise AttributeError(f"module 'sem3r.geometry' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"sem3r.geometry.{_SUBMODULE[name]}"), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_exports("sem3r.geometry", _SUBMODULE)

@@ -18,7 +18,7 @@ Example:
     ['colmap', 'feedforward', 'oracle', 'rgbd']
 """
 
-import importlib
+from sem3r._lazy import lazy_exports
 
 _SUBMODULE = {
     "BACKENDS": "registry",
@@ -46,14 +46,4 @@ _SUBMODULE = {
     "reconstruct_feedforward": "feedforward",
 }
 
-__all__ = list(_SUBMODULE)
-
-
-def __getattr__(name: str):
-    if name not in _SUBMODULE:
-        raise AttributeError(f"module 'sem3r.reconstruct' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"sem3r.reconstruct.{_SUBMODULE[name]}"), name)
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_exports("sem3r.reconstruct", _SUBMODULE)
