@@ -14,6 +14,7 @@ world_points       (N, H, W, 3) float32       per-pixel world points, e.g. a poi
 point_conf         (N, H, W) float32          confidence of ``world_points`` (optional)
 instance_masks     (N, H, W) int32            3D-consistent instance ids, -1 = unlabelled (optional)
 semantic_masks     (N, H, W) int32            class ids into ``metadata['class_names']``, -1 (optional)
+instance_features  (N, H, W, C) float16       per-pixel instance features, e.g. IGGT's (optional)
 instances          InstanceTable              one row per 3D instance
 image_names        list[str] (N)              source file names or frame ids
 metadata           dict (JSON)                free-form; ``class_names``, ``source``, ``metric`` ...
@@ -46,7 +47,8 @@ FORMAT_VERSION = 1
 # producing the next version. Version 1 is the first released layout, so nothing older exists.
 _MIGRATIONS: dict[int, Callable[[dict, dict], tuple[dict, dict]]] = {}
 
-_DENSE_FIELDS = ("depth", "depth_conf", "world_points", "point_conf", "instance_masks", "semantic_masks")
+_DENSE_FIELDS = ("depth", "depth_conf", "world_points", "point_conf", "instance_masks", "semantic_masks",
+                 "instance_features")
 _DENSE_DTYPES = {
     "depth": np.float32,
     "depth_conf": np.float32,
@@ -54,6 +56,7 @@ _DENSE_DTYPES = {
     "point_conf": np.float32,
     "instance_masks": np.int32,
     "semantic_masks": np.int32,
+    "instance_features": np.float16,
 }
 
 
@@ -198,6 +201,7 @@ class Scene:
     point_conf: np.ndarray | None = None
     instance_masks: np.ndarray | None = None
     semantic_masks: np.ndarray | None = None
+    instance_features: np.ndarray | None = None
     instances: InstanceTable = field(default_factory=InstanceTable)
     image_names: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -253,10 +257,14 @@ class Scene:
             if arr is None:
                 continue
             expected = (n, h, w, 3) if name == "world_points" else (n, h, w)
+            if name == "instance_features":
+                expected = (n, h, w, arr.shape[-1] if arr.ndim == 4 else "C")
             if arr.shape != expected:
                 raise Sem3RError(f"{name} must have shape {expected} to match the images, got {arr.shape}")
         if self.depth is not None and not np.isfinite(self.depth).all():
             raise Sem3RError("depth contains NaN or inf; mark invalid pixels with 0")
+        if self.instance_features is not None and not np.isfinite(self.instance_features).all():
+            raise Sem3RError("instance_features contains NaN or inf")
         if len(self.image_names) != n:
             raise Sem3RError(f"{len(self.image_names)} image names for {n} views")
 

@@ -23,13 +23,14 @@ def make_scene(n=2, h=6, w=8, seed=0):
         depth_conf=rng.uniform(0, 1, size=(n, h, w)).astype(np.float32),
         instance_masks=inst,
         semantic_masks=np.where(inst >= 0, inst + 10, -1),
+        instance_features=rng.normal(size=(n, h, w, 8)),
         metadata={"class_names": [f"c{i}" for i in range(13)], "source": "test"},
     )
 
 
 def assert_scenes_equal(a: Scene, b: Scene):
     for name in ("images", "intrinsics", "cam_from_world", "depth", "depth_conf", "world_points",
-                 "point_conf", "instance_masks", "semantic_masks"):
+                 "point_conf", "instance_masks", "semantic_masks", "instance_features"):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
         if x is not None:
@@ -122,6 +123,13 @@ def test_validation_names_the_problem():
     nan_depth[0, 0, 0] = np.nan
     with pytest.raises(Sem3RError, match="NaN"):
         Scene(images=s.images, intrinsics=s.intrinsics, cam_from_world=s.cam_from_world, depth=nan_depth)
+    with pytest.raises(Sem3RError, match="instance_features must have shape"):
+        Scene(images=s.images, intrinsics=s.intrinsics, cam_from_world=s.cam_from_world,
+              instance_features=s.instance_features[:, 1:])
+    nan_features = s.instance_features.copy()
+    nan_features[1, 2, 3, 4] = np.nan
+    with pytest.raises(Sem3RError, match="instance_features contains NaN"):
+        Scene(images=s.images, intrinsics=s.intrinsics, cam_from_world=s.cam_from_world, instance_features=nan_features)
 
 
 def test_fused_point_cloud_hand_computed():
