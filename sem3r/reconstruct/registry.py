@@ -22,77 +22,24 @@ A user plugs in another backend with :func:`register_backend`.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from sem3r.errors import MissingDependencyError, Sem3RError
+from sem3r.errors import Sem3RError
+from sem3r.registry import Entry, Registry
 from sem3r.scene import Scene
 
 BackendFn = Callable[[Scene, Any], Scene]
 
 
-@dataclass
-class Backend:
-    """A registered backend.
+_REGISTRY = Registry("geometry backend", noun="backend")
 
-    Attributes:
-        name: the name :func:`reconstruct` is called with.
-        fn: the backend function, or ``"module:attribute"`` imported on first use.
-        config_cls: its config dataclass, or ``"module:attribute"``.
-    """
+Backend = Entry
+"""A registered backend: :class:`sem3r.registry.Entry` (``name``, ``fn``, ``config_cls``, ``load()``)."""
 
-    name: str
-    fn: BackendFn | str
-    config_cls: type | str
-
-    def load(self) -> tuple[BackendFn, type]:
-        """Import (once) and return ``(fn, config_cls)``.
-
-        Raises:
-            Sem3RError: the backend's module or one of its dependencies is missing, or the module
-                lacks the named attribute.
-        """
-        if isinstance(self.fn, str):
-            self.fn = _import_attribute(self.name, self.fn)
-        if isinstance(self.config_cls, str):
-            self.config_cls = _import_attribute(self.name, self.config_cls)
-        if not callable(self.fn):
-            raise Sem3RError(f"backend '{self.name}': {self.fn!r} is not callable")
-        if not (isinstance(self.config_cls, type) and dataclasses.is_dataclass(self.config_cls)):
-            raise Sem3RError(f"backend '{self.name}': its config {self.config_cls!r} is not a dataclass")
-        return self.fn, self.config_cls
-
-
-_REGISTRY: dict[str, Backend] = {}
-
-BACKENDS = MappingProxyType(_REGISTRY)
+BACKENDS = _REGISTRY.entries
 """Read-only, live view ``name -> Backend`` of the registered backends (``list(BACKENDS)`` gives the names)."""
-
-
-def _import_attribute(backend: str, target: str) -> Any:
-    """Import ``"package.module:attribute"`` with a one-line error that names the backend."""
-    module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except MissingDependencyError:
-        raise
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            raise Sem3RError(
-                f"backend '{backend}' is not available: its module '{module_name}' is not part of this installation "
-                f"(registered backends: {', '.join(_REGISTRY)})"
-            ) from None
-        raise Sem3RError(f"backend '{backend}' needs the package '{missing}', which is not installed ({exc})") from None
-    except ImportError as exc:
-        raise Sem3RError(f"backend '{backend}' cannot be loaded: importing '{module_name}' failed ({exc})") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise Sem3RError(f"backend '{backend}' is not available: module '{module_name}' has no '{attribute}'") from None
 
 
 def register_backend(name: str, fn: BackendFn | str, config_cls: type | str, replace: bool = False) -> None:
@@ -118,28 +65,21 @@ def register_backend(name: str, fn: BackendFn | str, config_cls: type | str, rep
         True
         >>> unregister_backend("noop")
     """
-    if not isinstance(name, str) or not name:
-        raise Sem3RError(f"a backend name must be a non-empty string, got {name!r}")
-    if name in _REGISTRY and not replace:
-        raise Sem3RError(f"a geometry backend named '{name}' is already registered; pass replace=True to replace it")
-    _REGISTRY[name] = Backend(name, fn, config_cls)
+    _REGISTRY.register(name, fn, config_cls, replace)
 
 
 def unregister_backend(name: str) -> None:
     """Remove a registered backend (unknown names raise :class:`Sem3RError`)."""
-    get_backend(name)
-    del _REGISTRY[name]
+    _REGISTRY.unregister(name)
 
 
 def get_backend(name: str) -> Backend:
-    """The registered :class:`Backend` called ``name``.
+    """The registered backend called ``name``.
 
     Raises:
         Sem3RError: unknown name; the message lists the registered backends.
     """
-    if name not in _REGISTRY:
-        raise Sem3RError(f"unknown geometry backend '{name}'; known backends: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def make_config(name: str, config: Any = None, **options: Any) -> Any:
@@ -161,21 +101,7 @@ def make_config(name: str, config: Any = None, **options: Any) -> Any:
         >>> make_config("rgbd", max_depth=4.0).max_depth
         4.0
     """
-    _, config_cls = get_backend(name).load()
-    accepted = [f.name for f in dataclasses.fields(config_cls) if f.init]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise Sem3RError(f"backend '{name}' has no option(s) {', '.join(unknown)} (it takes: {', '.join(accepted)})")
-    if config is None:
-        config = config_cls(**options)
-    elif isinstance(config, config_cls):
-        config = dataclasses.replace(config, **options)
-    else:
-        raise Sem3RError(f"backend '{name}' takes a {config_cls.__name__} config, got {type(config).__name__}")
-    validate = getattr(config, "validate", None)
-    if callable(validate):
-        validate()
-    return config
+    return _REGISTRY.make_config(name, config, **options)
 
 
 def reconstruct(scene: Scene, backend: str = "feedforward", config: Any = None, **options: Any) -> Scene:
