@@ -21,6 +21,9 @@ Facts this module reproduces so that the official VGGT-1B weights compute what t
   finer level's size, ``refinenet1`` doubles its input.
 - The output size is ``patch_h * patch_size / down_ratio`` (images are expected to be a multiple of
   the patch size, as VGGT's preprocessing guarantees).
+- ``return_intermediates=True`` also returns the fused maps after ``refinenet2``, ``refinenet3`` and
+  ``refinenet4`` (4x, 2x and 1x the patch grid, ``features`` channels), which IGGT's instance head
+  attends to; the default outputs are unchanged.
 - Activations: depth ``exp``, points ``inv_log`` = ``sign(x) * expm1(|x|)``, confidence ``expp1`` =
   ``1 + exp(x)``; the last output channel is the confidence.
 """
@@ -301,7 +304,8 @@ class DPTHead(nn.Module):
         images: Tensor,
         patch_start_idx: int,
         frames_chunk_size: int | None = 8,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        return_intermediates: bool = False,
+    ) -> Tensor | tuple[Tensor, ...]:
         """Dense prediction for every frame, ``frames_chunk_size`` frames at a time.
 
         Args:
@@ -312,26 +316,41 @@ class DPTHead(nn.Module):
             patch_start_idx: number of special tokens per frame.
             frames_chunk_size: frames per chunk (``None``: all at once); the result does not depend
                 on it, peak memory grows with it.
+            return_intermediates: also return the fused maps the instance head of IGGT reads.
 
         Returns:
             ``(values (B, S, H', W', output_dim - 1), conf (B, S, H', W'))``, or when ``feature_only``
             the features ``(B, S, features, H', W')``; ``H' = (H // patch_size) * patch_size / down_ratio``.
+            With ``return_intermediates`` a third (second when ``feature_only``) element follows: the
+            list ``[refinenet2, refinenet3, refinenet4]`` of outputs, ``(B, S, features, h_i, w_i)``
+            at 4x, 2x and 1x the patch grid (finest first).
         """
         num_frames = images.shape[1]
         chunk = num_frames if frames_chunk_size is None else max(1, min(frames_chunk_size, num_frames))
         outputs = [
-            self._forward_frames(aggregated_tokens_list, images.shape, patch_start_idx, s, min(s + chunk, num_frames))
+            self._forward_frames(
+                aggregated_tokens_list, images.shape, patch_start_idx, s, min(s + chunk, num_frames), return_intermediates
+            )
             for s in range(0, num_frames, chunk)
         ]
         if len(outputs) == 1:
             return outputs[0]
-        if self.feature_only:
+        if self.feature_only and not return_intermediates:
             return torch.cat(outputs, dim=1)
-        return torch.cat([o[0] for o in outputs], dim=1), torch.cat([o[1] for o in outputs], dim=1)
+        if not return_intermediates:
+            return tuple(torch.cat(parts, dim=1) for parts in zip(*outputs))
+        maps = [torch.cat(parts, dim=1) for parts in zip(*(o[-1] for o in outputs))]
+        return (*(torch.cat(parts, dim=1) for parts in zip(*(o[:-1] for o in outputs))), maps)
 
     def _forward_frames(
-        self, tokens_list: Sequence[Tensor], image_shape: torch.Size, patch_start_idx: int, start: int, end: int
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self,
+        tokens_list: Sequence[Tensor],
+        image_shape: torch.Size,
+        patch_start_idx: int,
+        start: int,
+        end: int,
+        return_intermediates: bool = False,
+    ) -> Tensor | tuple[Tensor, ...]:
         """The head on frames ``start:end``; shapes as in :meth:`forward` with ``S = end - start``."""
         batch, _, _, height, width = image_shape
         frames = end - start
@@ -347,26 +366,31 @@ class DPTHead(nn.Module):
                 x = add_uv_position_embedding(x, width, height)
             levels.append(self.resize_layers[i](x))
 
-        out = self._fuse(levels)
+        out, intermediates = self._fuse(levels)
+        intermediates = [m.reshape(batch, frames, *m.shape[1:]) for m in intermediates]
         out_size = (patch_h * self.patch_size // self.down_ratio, patch_w * self.patch_size // self.down_ratio)
         out = interpolate_bilinear(out, out_size)
         if self.pos_embed:
             out = add_uv_position_embedding(out, width, height)
         if self.feature_only:
-            return out.reshape(batch, frames, *out.shape[1:])
+            out = out.reshape(batch, frames, *out.shape[1:])
+            return (out, intermediates) if return_intermediates else out
 
         values, conf = activate_head(self.scratch.output_conv2(out), self.activation, self.conf_activation)
-        return values.reshape(batch, frames, *values.shape[1:]), conf.reshape(batch, frames, *conf.shape[1:])
+        values, conf = values.reshape(batch, frames, *values.shape[1:]), conf.reshape(batch, frames, *conf.shape[1:])
+        return (values, conf, intermediates) if return_intermediates else (values, conf)
 
-    def _fuse(self, levels: list[Tensor]) -> Tensor:
+    def _fuse(self, levels: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """Fuse the four reassembled maps (fine to coarse, ``(N, out_channels[i], h_i, w_i)``).
 
-        Returns ``output_conv1`` of the fused map at twice the finest level's size, ``(N, C', 8h, 8w)``.
+        Returns ``output_conv1`` of the fused map at twice the finest level's size, ``(N, C', 8h, 8w)``,
+        and the outputs of ``refinenet2``, ``refinenet3``, ``refinenet4`` (``(N, features, h_i, w_i)``,
+        finest first).
         """
         s = self.scratch
         l1, l2, l3, l4 = (getattr(s, f"layer{i}_rn")(x) for i, x in enumerate(levels, start=1))
-        out = s.refinenet4(l4, size=l3.shape[-2:])
-        out = s.refinenet3(out, l3, size=l2.shape[-2:])
-        out = s.refinenet2(out, l2, size=l1.shape[-2:])
-        out = s.refinenet1(out, l1)
-        return s.output_conv1(out)
+        out4 = s.refinenet4(l4, size=l3.shape[-2:])
+        out3 = s.refinenet3(out4, l3, size=l2.shape[-2:])
+        out2 = s.refinenet2(out3, l2, size=l1.shape[-2:])
+        out = s.refinenet1(out2, l1)
+        return s.output_conv1(out), [out2, out3, out4]

@@ -113,25 +113,25 @@ class VGGTConfig:
             >>> VGGTConfig.small(enable_track=False).embed_dim
             128
         """
-        sizes = dict(
-            img_size=224,
-            embed_dim=128,
-            depth=4,
-            num_heads=4,
-            patch_embed_depth=2,
-            camera_trunk_depth=2,
-            dpt_features=32,
-            dpt_out_channels=(32, 64, 128, 128),
-            intermediate_layer_idx=(0, 1, 2, 3),
-            track_features=32,
-            track_iterations=2,
-            track_hidden_size=64,
-            track_depth=2,
-            track_num_heads=4,
-            track_virtual_tracks=8,
-            track_corr_levels=3,
-            track_corr_radius=2,
-        )
+        sizes = {
+            "img_size": 224,
+            "embed_dim": 128,
+            "depth": 4,
+            "num_heads": 4,
+            "patch_embed_depth": 2,
+            "camera_trunk_depth": 2,
+            "dpt_features": 32,
+            "dpt_out_channels": (32, 64, 128, 128),
+            "intermediate_layer_idx": (0, 1, 2, 3),
+            "track_features": 32,
+            "track_iterations": 2,
+            "track_hidden_size": 64,
+            "track_depth": 2,
+            "track_num_heads": 4,
+            "track_virtual_tracks": 8,
+            "track_corr_levels": 3,
+            "track_corr_radius": 2,
+        }
         return cls(**{**sizes, **overrides})
 
 
@@ -239,6 +239,16 @@ class VGGT(nn.Module):
             needed.update(self.config.intermediate_layer_idx)
         return needed
 
+    def _point_predictions(
+        self, tokens: list[torch.Tensor | None], images: torch.Tensor, patch_start_idx: int, chunk: int | None
+    ) -> dict[str, torch.Tensor]:
+        """The point head's outputs, ``world_points (B, S, H, W, 3)`` and ``world_points_conf (B, S, H, W)``.
+
+        Subclasses that attach more dense heads to the point head (IGGT) extend this.
+        """
+        points, points_conf = self.point_head(tokens, images, patch_start_idx, frames_chunk_size=chunk)
+        return {"world_points": points, "world_points_conf": points_conf}
+
     def forward(
         self, images: torch.Tensor, query_points: torch.Tensor | None = None, frames_chunk_size: int = 8
     ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
@@ -277,9 +287,7 @@ class VGGT(nn.Module):
                 predictions["depth"] = depth
                 predictions["depth_conf"] = depth_conf
             if self.point_head is not None:
-                points, points_conf = self.point_head(tokens, images, patch_start_idx, frames_chunk_size=chunk)
-                predictions["world_points"] = points
-                predictions["world_points_conf"] = points_conf
+                predictions.update(self._point_predictions(tokens, images, patch_start_idx, chunk))
         if tracking:
             track_list, vis, conf = self.track_head(
                 tokens, images, patch_start_idx, query_points, frames_chunk_size=chunk
