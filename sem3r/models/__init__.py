@@ -1,5 +1,7 @@
-"""Neural network modules (no I/O): the VGGT-compatible geometry transformer and its heads."""
+"""Neural network modules (no I/O): the VGGT-compatible geometry transformer and its heads, and IGGT
+(the same transformer with the instance head)."""
 
+from sem3r.models.iggt import IGGT, IGGTConfig
 from sem3r.models.vggt import VGGT, VGGTConfig
 
-__all__ = ["VGGT", "VGGTConfig"]
+__all__ = ["IGGT", "IGGTConfig", "VGGT", "VGGTConfig"]
