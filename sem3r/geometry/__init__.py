@@ -19,6 +19,8 @@ _SUBMODULE = {
     "icp": "icp",
     "knn": "knn",
     "estimate_normals": "normals",
+    "felzenszwalb_segment": "felzenszwalb",
+    "image_grid_edges": "felzenszwalb",
     "extri_intri_to_pose_encoding": "pose_encoding",
     "pose_encoding_to_extri_intri": "pose_encoding",
     "pairwise_relative_poses": "relative",
