@@ -242,21 +242,71 @@ def info(scene_dir: Positional[Path]) -> None:
     print(Scene.load(scene_dir).describe())
 
 
-def train(what: Positional[Literal["geometry"]], config: Path) -> None:
+def train(what: Positional[Literal["geometry", "iggt"]], config: Path) -> None:
     """Train a model from a JSON config (resumable: set train.resume to continue a run).
 
     geometry: the VGGT-style geometry transformer on a `sem3r synth` dataset, with the VGGT or
-    G2VLM losses. The trained weights land in TRAIN.OUT_DIR/model/, ready for
-    `sem3r reconstruct --checkpoint`.
+    G2VLM losses. iggt: the same transformer with IGGT's instance head, trained with the geometry
+    losses plus the 3D-consistent contrastive loss on the instance features. The trained weights
+    land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct --checkpoint` and
+    `sem3r segment --checkpoint`.
 
     Args:
         what: which model to train.
-        config: JSON file; see sem3r.training.geometry for the fields.
+        config: JSON file; see sem3r.training.geometry and sem3r.training.iggt for the fields.
     """
-    from sem3r.training import train_geometry
+    from sem3r.training import train_geometry, train_iggt
 
-    last = train_geometry(config)
+    last = (train_iggt if what == "iggt" else train_geometry)(config)
     print(f"last checkpoint: {last}; model: {last.parent.parent / 'model'}")
+
+
+def segment(
+    scene_dir: Positional[Path],
+    method: Literal["iggt", "perview", "lift"] = "iggt",
+    out: Path | None = None,
+    checkpoint: str | None = None,
+    preset: Literal["small", "medium", "large"] | None = None,
+    min_cluster_size: int | None = None,
+    source: str = "oversegment",
+    sam_model: str | None = None,
+    resolution: int = 518,
+    device: str = "auto",
+) -> None:
+    """Segment a reconstructed Scene into instances whose ids are shared across views.
+
+    iggt clusters IGGT instance features of all views jointly (the Scene's own features, written
+    by `sem3r reconstruct --checkpoint IGGT`, or predicted here with --checkpoint); perview clusters
+    each view alone (baseline); lift lifts per-view 2D masks (--source gt | oversegment | sam) into
+    3D and merges them across views by view consensus. The masks and the instance table are written
+    into the Scene (or into --out).
+
+    Args:
+        scene_dir: a Scene folder with geometry (sem3r reconstruct, import of RGB-D, synth).
+        method: iggt, perview or lift.
+        out: Scene folder to write (default: SCENE_DIR itself).
+        checkpoint: iggt/perview: IGGT weights (file, folder or hub id) to predict instance features.
+        preset: iggt/perview: clustering preset for small, medium or large objects.
+        min_cluster_size: iggt/perview: HDBSCAN minimum cluster size (overrides the preset).
+        source: lift: 2D mask source (gt: the scene's masks with per-view random ids; oversegment; sam).
+        sam_model: lift with --source sam: SAM model folder or hub id.
+        resolution: iggt/perview with --checkpoint: model resolution (multiple of 14).
+        device: auto, cpu or cuda.
+    """
+    from sem3r.instances import ClusteringConfig, segment as run_segment
+    from sem3r.scene import Scene
+
+    scene = Scene.load(scene_dir)
+    if method == "lift":
+        options = {"source": source, "source_options": {"model": sam_model} if sam_model else {}}
+    else:
+        clustering = ClusteringConfig(preset=preset)
+        if min_cluster_size is not None:
+            clustering = ClusteringConfig(preset=preset, min_cluster_size=min_cluster_size)
+        options = {"checkpoint": checkpoint, "clustering": clustering, "resolution": resolution, "device": device}
+    result = run_segment(scene, method, **options)
+    result.save(out or scene_dir)
+    print(f"{method}: {len(result.instances)} instances in {result.num_views} views -> {out or scene_dir}")
 
 
 COMMANDS = {
@@ -265,6 +315,7 @@ COMMANDS = {
     "import": import_,
     "reconstruct": reconstruct,
     "train": train,
+    "segment": segment,
     "export": export,
     "eval": eval_,
     "info": info,
