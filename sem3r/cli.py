@@ -293,7 +293,8 @@ def segment(
         resolution: iggt/perview with --checkpoint: model resolution (multiple of 14).
         device: auto, cpu or cuda.
     """
-    from sem3r.instances import ClusteringConfig, segment as run_segment
+    from sem3r.instances import ClusteringConfig
+    from sem3r.instances import segment as run_segment
     from sem3r.scene import Scene
 
     scene = Scene.load(scene_dir)
