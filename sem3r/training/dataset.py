@@ -14,7 +14,7 @@ A sample is ``S`` views of one scene in the frame of its first view, normalised 
    ``scale = m`` (metres per unit) is returned to undo it.
 
 With ``image_size`` different from the stored size, images are resized bilinearly (antialiased),
-depth by nearest neighbour (pixel centres mapped as ``(v + 0.5) * H0 / H - 0.5``) and the
+depth and instance ids by nearest neighbour (pixel centres mapped as ``(v + 0.5) * H0 / H - 0.5``) and the
 intrinsics scaled per axis (:func:`sem3r.geometry.camera.scale_intrinsics`); a change of aspect
 ratio gives non-square pixels (``fx != fy``), which the pose encoding represents exactly.
 
@@ -27,8 +27,8 @@ count ``S`` per batch so samples stack (:func:`collate_geometry`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,17 +46,20 @@ SampleKey = tuple[int, int, int]
 """``(epoch, index, num_views)``: what :class:`GeometryBatchSampler` yields per sample."""
 
 
-def _resize_views(images: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]):
-    """Resize ``images (S, H0, W0, 3) uint8``, ``depth (S, H0, W0)`` and ``intrinsics (S, 3, 3)`` to ``size``."""
+def _resize_views(images: np.ndarray, depth: np.ndarray, instance_ids: np.ndarray, intrinsics: np.ndarray,
+                  size: tuple[int, int]):
+    """Resize ``images (S, H0, W0, 3) uint8``, ``depth`` and ``instance_ids`` ``(S, H0, W0)`` and
+    ``intrinsics (S, 3, 3)`` to ``size`` (depth and ids by the same nearest-neighbour lookup)."""
     H0, W0 = depth.shape[-2:]
     H, W = size
     img = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     if (H, W) == (H0, W0):
-        return img, depth, intrinsics
+        return img, depth, instance_ids, intrinsics
     img = F.interpolate(img, size=(H, W), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     rows = np.minimum(((np.arange(H) + 0.5) * H0 / H).astype(np.int64), H0 - 1)
     cols = np.minimum(((np.arange(W) + 0.5) * W0 / W).astype(np.int64), W0 - 1)
-    return img, depth[:, rows][:, :, cols], scale_intrinsics(intrinsics, W / W0, H / H0)
+    return (img, depth[:, rows][:, :, cols], instance_ids[:, rows][:, :, cols],
+            scale_intrinsics(intrinsics, W / W0, H / H0))
 
 
 class SyntheticGeometryDataset(Dataset):
@@ -84,6 +87,9 @@ class SyntheticGeometryDataset(Dataset):
     - ``pose_enc``: ``(S, 9)`` float32 ``absT_quaR_FoV`` of the cameras.
     - ``scale``: ``()`` float32, metres per normalised unit.
     - ``scene_index``: ``()`` int64; ``view_indices``: ``(S,)`` int64 views of that scene.
+    - ``instance_ids``: ``(S, H, W)`` int64 3D-consistent instance ids (the scene's
+      ``instance_masks``, resized like ``depth``), ``-1`` = unlabelled (all of it when the scene has
+      no instance masks).
 
     Example:
         >>> from sem3r.data.synthetic import SynthConfig, write_dataset
@@ -142,7 +148,10 @@ class SyntheticGeometryDataset(Dataset):
             raise Sem3RError(f"scene '{self.folders[scene_index]}' has no depth")
         views = rng.choice(scene.num_views, size=num_views, replace=False)
         size = self.image_size or (scene.height, scene.width)
-        images, depth, K = _resize_views(scene.images[views], scene.depth[views], scene.intrinsics[views], size)
+        masks = scene.instance_masks[views] if scene.instance_masks is not None else np.full(
+            (num_views, scene.height, scene.width), -1, np.int32)
+        images, depth, masks, K = _resize_views(scene.images[views], scene.depth[views], masks,
+                                                scene.intrinsics[views], size)
         poses = compose(scene.cam_from_world[views], invert_pose(scene.cam_from_world[views[0]]))
         poses[0] = np.eye(3, 4)
         valid = depth > 0
@@ -164,6 +173,7 @@ class SyntheticGeometryDataset(Dataset):
             "scale": torch.tensor(m, dtype=torch.float32),
             "scene_index": torch.tensor(scene_index, dtype=torch.int64),
             "view_indices": torch.from_numpy(views.astype(np.int64)),
+            "instance_ids": torch.from_numpy(masks.astype(np.int64)),
         }
 
 

@@ -42,16 +42,33 @@ class TinyGeometryModel(nn.Module):
         }
 
 
+class TinyIGGTModel(TinyGeometryModel):
+    """:class:`TinyGeometryModel` plus IGGT's ``instance_features (B, S, H, W, 8)``, unit length along the last axis."""
+
+    def __init__(self, width: int = 8, dropout: float = 0.1, feature_dim: int = 8):
+        super().__init__(width, dropout)
+        self.instance = nn.Sequential(nn.Conv2d(3 + width, 16, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(16, feature_dim, 3, padding=1))
+
+    def forward(self, images):
+        out = super().forward(images)
+        B, S, _, H, W = images.shape
+        x = images.flatten(0, 1)
+        feat = self.instance(torch.cat([x, self.trunk(x)], 1)).permute(0, 2, 3, 1).reshape(B, S, H, W, -1)
+        out["instance_features"] = nn.functional.normalize(feat, dim=-1)
+        return out
+
+
 @pytest.fixture
 def make_model():
-    """``make_model(seed)``: a :class:`TinyGeometryModel` initialised from torch seed ``seed``."""
+    """``make_model(seed, instance_head=False)``: a :class:`TinyGeometryModel` (a :class:`TinyIGGTModel`
+    with ``instance_head``) initialised from torch seed ``seed``."""
 
-    def make(seed: int) -> TinyGeometryModel:
+    def make(seed: int, instance_head: bool = False) -> TinyGeometryModel:
         torch.manual_seed(seed)
-        return TinyGeometryModel()
+        return TinyIGGTModel() if instance_head else TinyGeometryModel()
 
     return make
-
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,25 @@ def test_resized_samples_stay_consistent(synth_root):
     _check_consistency(sample)
 
 
+def test_instance_ids_follow_the_views_and_are_resized_like_depth(dataset, synth_root):
+    sample = dataset[(0, 1, 3)]
+    scene = Scene.load(synth_root / f"scene_{int(sample['scene_index']):04d}")
+    views = sample["view_indices"].numpy()
+    ids = sample["instance_ids"]
+    assert ids.dtype == torch.int64 and ids.shape == (3, 56, 56)
+    assert np.array_equal(ids.numpy(), scene.instance_masks[views])
+    small = SyntheticGeometryDataset(synth_root, min_views=2, max_views=5, image_size=(28, 42), seed=11,
+                                     samples_per_epoch=6)[(0, 1, 3)]
+    # output pixel v of 28 rows reads source row floor((v + 0.5) * 2), column u of 42 floor((u + 0.5) * 4 / 3)
+    sub_rows, rows = np.array([0, 1, 13, 27]), np.array([1, 3, 27, 55])
+    sub_cols, cols = np.array([0, 3, 21, 41]), np.array([0, 4, 28, 55])
+    assert np.array_equal(small["instance_ids"].numpy()[:, sub_rows][:, :, sub_cols],
+                          scene.instance_masks[views][:, rows][:, :, cols])
+    # ids and depth are read from the same source pixels
+    same_pixel = small["depth"].numpy() * float(small["scale"])
+    assert np.allclose(same_pixel[:, sub_rows][:, :, sub_cols], scene.depth[views][:, rows][:, :, cols], atol=1e-4)
+
+
 def test_determinism_per_seed_epoch_and_index(synth_root, dataset):
     again = SyntheticGeometryDataset(synth_root, min_views=2, max_views=5, seed=11, samples_per_epoch=6)
     for key in [(0, 3, 3), (2, 5, 5)]:
