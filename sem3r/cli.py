@@ -57,6 +57,7 @@ def demo(
     views: int = 8,
     height: int = 384,
     width: int = 512,
+    checkpoint: str | None = None,
 ) -> None:
     """Run the whole pipeline offline on a generated scene and write every output.
 
@@ -69,10 +70,12 @@ def demo(
         views: number of views.
         height: image height in pixels.
         width: image width in pixels.
+        checkpoint: IGGT weights (e.g. from `sem3r train iggt`); instances then come from clustering
+            its instance features instead of lifting a classical 2D over-segmentation.
     """
     from sem3r.demo import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig(out=out, seed=seed, num_views=views, height=height, width=width))
+    result = run_demo(DemoConfig(out=out, seed=seed, num_views=views, height=height, width=width, checkpoint=checkpoint))
     print(result.summary())
 
 
