@@ -84,7 +84,7 @@ def test_bad_input_is_one_line_exit_2_and_keeps_existing_output(tmp_path, capsys
 
 def test_console_script_exit_code_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sem3r.cli", "info", str(tmp_path / "missing")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "missing" in proc.stderr
