@@ -304,9 +304,7 @@ def segment(
     if method == "lift":
         options = {"source": source, "source_options": {"model": sam_model} if sam_model else {}}
     else:
-        clustering = ClusteringConfig(preset=preset)
-        if min_cluster_size is not None:
-            clustering = ClusteringConfig(preset=preset, min_cluster_size=min_cluster_size)
+        clustering = ClusteringConfig(preset=preset or "medium", min_cluster_size=min_cluster_size)
         options = {"checkpoint": checkpoint, "clustering": clustering, "resolution": resolution, "device": device}
     result = run_segment(scene, method, **options)
     result.save(out or scene_dir)
