@@ -555,6 +555,10 @@ def _hdbscan(data: np.ndarray, config: ClusteringConfig) -> np.ndarray:
     return np.asarray(model.fit(x).labels_, np.int64)
 
 
+_MIN_DISTANCE = 1e-12
+"""Distance stored for an edge between identical samples (a stored zero would vanish from the graph)."""
+
+
 def knn_graph(data: np.ndarray, k: int) -> csr_matrix:
     """A connected sparse graph of Euclidean distances: the ``k`` nearest neighbours of every sample,
     plus bridges that join the graph's connected components.
@@ -574,7 +578,8 @@ def knn_graph(data: np.ndarray, k: int) -> csr_matrix:
         k: neighbours per sample, ``1 <= k < M``.
 
     Returns:
-        ``(M, M)`` CSR matrix of distances (stored entries are edges; explicit zeros included).
+        ``(M, M)`` CSR matrix of distances (stored entries are edges; identical samples are joined at
+        :data:`_MIN_DISTANCE`).
 
     Example:
         >>> x = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]])
@@ -596,7 +601,9 @@ def knn_graph(data: np.ndarray, k: int) -> csr_matrix:
         rows, cols = np.concatenate([rows, a, b]), np.concatenate([cols, b, a])
         gap = np.linalg.norm(data[a] - data[b], axis=1)
         vals = np.concatenate([vals, gap, gap])
-    graph = csr_matrix((vals, (rows, cols)), shape=(num, num))
+    # a zero distance (identical samples) is still an edge; sparse operations drop stored zeros, so
+    # store it as the smallest positive distance
+    graph = csr_matrix((np.maximum(vals, _MIN_DISTANCE), (rows, cols)), shape=(num, num))
     graph.sum_duplicates()
     return graph.maximum(graph.T).tocsr()
 
