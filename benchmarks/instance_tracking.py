@@ -110,6 +110,7 @@ def main() -> None:
         minutes = (time.perf_counter() - start) / 60
         model_dir = args.out / "run" / "model"
     trained = Sem3RGeometry.from_pretrained(model_dir, device="cpu")
+    torch.manual_seed(cfg.train.seed)  # as train_iggt does before building the model: the same initialisation
     untrained = Sem3RGeometry(build_iggt(cfg), device="cpu")
 
     methods = ["iggt", "iggt (untrained)", "perview", "lift (oversegment)", "lift (gt 2D masks)",
