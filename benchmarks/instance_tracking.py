@@ -39,9 +39,8 @@ import torch
 
 from sem3r.data.synthetic import SynthConfig, write_dataset
 from sem3r.eval import tracking_metrics
-from sem3r.instances import segment
+from sem3r.instances import predict_instance_features, segment
 from sem3r.reconstruct.feedforward import Sem3RGeometry
-from sem3r.reconstruct.preprocess import PreprocessConfig
 from sem3r.scene import Scene
 from sem3r.training.iggt import IGGTTrainingConfig, build_iggt, train_iggt
 
@@ -52,13 +51,6 @@ def held_out_scenes(root: Path) -> list[Path]:
     """Scene folders of a dataset written by ``write_dataset``, in manifest order."""
     manifest = json.loads((root / "manifest.json").read_text())
     return [root / e["folder"] for e in manifest["scenes"] if e.get("complete")]
-
-
-def with_features(scene: Scene, geometry: Sem3RGeometry, resolution: int) -> Scene:
-    """``scene`` with the model's instance features at the scene's resolution."""
-    out = scene.select_views(slice(None))
-    out.instance_features = geometry.instance_features(scene, PreprocessConfig(target_size=resolution)).astype(np.float16)
-    return out
 
 
 def oracle_features(scene: Scene, noise: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -121,7 +113,7 @@ def main() -> None:
         scene = Scene.load(folder)
         gt = scene.instance_masks
         start = time.perf_counter()
-        featured = with_features(scene, trained, args.resolution)
+        featured = predict_instance_features(scene, trained, args.resolution)
         inference = time.perf_counter() - start
         oracle = scene.select_views(slice(None))
         oracle.instance_features = oracle_features(scene)
@@ -131,7 +123,7 @@ def main() -> None:
             if name == "gt masks":
                 pred = gt
             elif name == "iggt (untrained)":
-                pred = segment(with_features(scene, untrained, args.resolution), "iggt").instance_masks
+                pred = segment(predict_instance_features(scene, untrained, args.resolution), "iggt").instance_masks
             elif name.startswith("lift"):
                 pred = segment(scene, "lift", source="gt" if "gt" in name else "oversegment").instance_masks
             else:

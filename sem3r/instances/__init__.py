@@ -42,6 +42,7 @@ _SUBMODULE = {
     "register_method": "segmentation",
     "segment": "segmentation",
     "with_instance_features": "segmentation",
+    "predict_instance_features": "segmentation",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports("sem3r.instances", _SUBMODULE)

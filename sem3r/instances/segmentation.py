@@ -92,10 +92,18 @@ def with_instance_features(scene: Scene, config: FeatureSegmentConfig) -> Scene:
             )
         return scene
     from sem3r.reconstruct.feedforward import Sem3RGeometry
+
+    return predict_instance_features(scene, Sem3RGeometry.from_pretrained(config.checkpoint, device=config.device),
+                                     config.resolution)
+
+
+def predict_instance_features(scene: Scene, geometry, resolution: int = 518) -> Scene:
+    """A copy of ``scene`` whose ``instance_features (N, H, W, C)`` are predicted by ``geometry`` (a
+    :class:`~sem3r.reconstruct.feedforward.Sem3RGeometry` holding an IGGT) at model resolution
+    ``resolution`` and mapped back to the Scene's own pixels."""
     from sem3r.reconstruct.preprocess import PreprocessConfig
 
-    geometry = Sem3RGeometry.from_pretrained(config.checkpoint, device=config.device)
-    features = geometry.instance_features(scene, PreprocessConfig(target_size=config.resolution))
+    features = geometry.instance_features(scene, PreprocessConfig(target_size=resolution))
     out = scene.select_views(slice(None))
     out.instance_features = features.astype(np.float16)
     out.validate()
