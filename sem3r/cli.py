@@ -245,19 +245,26 @@ def info(scene_dir: Positional[Path]) -> None:
     print(Scene.load(scene_dir).describe())
 
 
-def train(what: Positional[Literal["geometry", "iggt"]], config: Path) -> None:
+def train(what: Positional[Literal["geometry", "iggt", "segmenter3d"]], config: Path) -> None:
     """Train a model from a JSON config (resumable: set train.resume to continue a run).
 
     geometry: the VGGT-style geometry transformer on a `sem3r synth` dataset, with the VGGT or
     G2VLM losses. iggt: the same transformer with IGGT's instance head, trained with the geometry
-    losses plus the 3D-consistent contrastive loss on the instance features. The trained weights
-    land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct --checkpoint` and
-    `sem3r segment --checkpoint`.
+    losses plus the 3D-consistent contrastive loss on the instance features. segmenter3d: the
+    OVSeg3R 3D instance segmenter, trained from per-view 2D masks only (VIP, IBSp superpoints).
+    The trained weights land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct --checkpoint`,
+    `sem3r segment --checkpoint` and `sem3r segment3d --checkpoint`.
 
     Args:
         what: which model to train.
-        config: JSON file; see sem3r.training.geometry and sem3r.training.iggt for the fields.
+        config: JSON file; see sem3r.training.geometry, sem3r.training.iggt and
+            sem3r.training.segmenter3d for the fields.
     """
+    if what == "segmenter3d":
+        from sem3r.training.segmenter3d import train_segmenter3d
+
+        print(f"model: {train_segmenter3d(config)}")
+        return
     from sem3r.training import train_geometry, train_iggt
 
     last = (train_iggt if what == "iggt" else train_geometry)(config)
@@ -311,6 +318,62 @@ def segment(
     print(f"{method}: {len(result.instances)} instances in {result.num_views} views -> {out or scene_dir}")
 
 
+def segment3d(
+    scene_dir: Positional[Path],
+    classes: str,
+    checkpoint: str | None = None,
+    source: str = "gt",
+    sam_model: str | None = None,
+    text_encoder: str | None = None,
+    out: Path | None = None,
+    export: Path | None = None,
+    score_threshold: float = 0.1,
+    device: str = "cpu",
+) -> None:
+    """Open-vocabulary 3D instance segmentation (OVSeg3R): 3D instances with labels and scores.
+
+    With --checkpoint (a `sem3r train segmenter3d` run) the trained 3D segmenter predicts instance
+    masks over IBSp superpoints and classifies them by similarity to the text embeddings of
+    --classes; without it the training-free path lifts the per-view 2D masks, merges them across
+    views and snaps them to superpoints. The per-view 2D masks (and their class names) come from
+    --source: gt (the scene's own 2D masks, e.g. a `sem3r synth` scene), oversegment or sam.
+    Instance masks, semantic masks (indices into --classes) and the instance table are written
+    into the Scene (or --out); --export also writes scene.ply (instance_id and semantic_id
+    fields), scene.glb and viewer.html coloured by instance.
+
+    Args:
+        scene_dir: a Scene folder with geometry.
+        classes: comma-separated class names, e.g. "chair,table,painting".
+        checkpoint: trained segmenter folder (TRAIN.OUT_DIR or its model/).
+        source: 2D mask source: gt, oversegment or sam.
+        sam_model: with --source sam: SAM model folder or hub id.
+        text_encoder: hash, clip, or a CLIP/SigLIP folder or hub id (default: the checkpoint's).
+        out: Scene folder to write (default: SCENE_DIR itself).
+        export: also export PLY/GLB/HTML into this folder.
+        score_threshold: drop instances scoring below this (trained path).
+        device: cpu, cuda or auto.
+    """
+    from sem3r.scene import Scene
+    from sem3r.semantics.segment3d import Segment3DConfig
+    from sem3r.semantics.segment3d import segment3d as run_segment3d
+    from sem3r.viz import export_scene
+
+    config = Segment3DConfig(checkpoint=checkpoint, mask_source=source,
+                             mask_options={"model": sam_model} if sam_model else {}, text_encoder=text_encoder,
+                             score_threshold=score_threshold, device=device)
+    result = run_segment3d(Scene.load(scene_dir), classes.split(","), config)
+    result.scene.save(out or scene_dir)
+    table = result.scene.instances
+    counts = {}
+    for label in table.labels:
+        counts[label or "?"] = counts.get(label or "?", 0) + 1
+    summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+    print(f"segment3d: {len(table)} instances ({summary or 'none'}) -> {out or scene_dir}")
+    if export is not None:
+        for path in export_scene(result.scene, export, color_by="instance"):
+            print(f"wrote {path}")
+
+
 COMMANDS = {
     "demo": demo,
     "synth": synth,
@@ -318,6 +381,7 @@ COMMANDS = {
     "reconstruct": reconstruct,
     "train": train,
     "segment": segment,
+    "segment3d": segment3d,
     "export": export,
     "eval": eval_,
     "info": info,

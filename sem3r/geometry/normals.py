@@ -20,7 +20,8 @@ def estimate_normals(points: np.ndarray, k: int = 16, viewpoints: np.ndarray | N
     least along). Without ``viewpoints`` the sign is arbitrary; with them every normal is flipped to
     point toward its viewpoint (``dot(n, v - p) >= 0``), e.g. the camera that observed the point.
     Neighbourhoods of coincident or collinear points have no defined normal; the result there is
-    an arbitrary unit vector.
+    an arbitrary unit vector. The KNN query is :func:`sem3r.geometry.knn.knn`; callers that already
+    hold neighbour indices (e.g. a KNN graph) use :func:`normals_from_neighbours` instead.
 
     Args:
         points: ``(N, 3)`` with ``N >= 3``.
@@ -36,25 +37,66 @@ def estimate_normals(points: np.ndarray, k: int = 16, viewpoints: np.ndarray | N
         >>> estimate_normals(plane, k=8, viewpoints=np.array([0.0, 0.0, 10.0]))[0].round(6).tolist()
         [0.0, 0.0, 1.0]
     """
-    dtype = np.float32 if np.asarray(points).dtype == np.float32 else np.float64
     pts = point_array(points, "normals points", min_points=3)
     if int(k) < 3:
         raise Sem3RError(f"estimate_normals needs k >= 3, got {k}")
-    k = min(int(k), len(pts))
-    if viewpoints is not None:
-        view = np.asarray(viewpoints, dtype=np.float64)
-        if view.shape not in ((3,), pts.shape):
-            raise Sem3RError(f"viewpoints must have shape (3,) or {pts.shape}, got {view.shape}")
-        if not np.isfinite(view).all():
-            raise Sem3RError("viewpoints contain NaN or infinite values")
-    _, neighbours = knn(pts, pts, k)
+    _check_viewpoints(viewpoints, pts.shape)
+    _, neighbours = knn(pts, pts, min(int(k), len(pts)))
+    return normals_from_neighbours(points, neighbours, viewpoints)
+
+
+def normals_from_neighbours(points: np.ndarray, neighbours: np.ndarray, viewpoints: np.ndarray | None = None) -> np.ndarray:
+    """Unit PCA normals of ``points`` from given neighbourhoods (the work of :func:`estimate_normals`).
+
+    Lets a pipeline run one KNN query and reuse it, e.g. for a superpoint graph and its normals.
+    Row ``i`` of ``neighbours`` lists the points of point ``i``'s patch; it should include ``i``
+    itself (a self-query of :func:`sem3r.geometry.knn.knn` puts it first). The patch is centred on
+    its mean and the eigenvector of the smallest eigenvalue of its covariance is the normal,
+    flipped toward ``viewpoints`` when given, exactly as in :func:`estimate_normals`.
+
+    Args:
+        points: ``(N, 3)`` points.
+        neighbours: ``(N, k) int`` indices into ``points`` with ``k >= 3``.
+        viewpoints: ``None``, one ``(3,)`` viewpoint for all points, or ``(N, 3)`` one per point.
+
+    Returns:
+        ``(N, 3)`` unit normals, float32 for float32 input, else float64.
+
+    Example:
+        >>> plane = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]])
+        >>> nbrs = np.array([[0, 1, 2], [1, 0, 3], [2, 0, 3], [3, 1, 2]])
+        >>> normals_from_neighbours(plane, nbrs, viewpoints=np.array([0.0, 0, -1]))[:, 2].tolist()
+        [-1.0, -1.0, -1.0, -1.0]
+    """
+    dtype = np.float32 if np.asarray(points).dtype == np.float32 else np.float64
+    pts = point_array(points, "normals points", min_points=1)
+    neighbours = np.asarray(neighbours)
+    if neighbours.ndim != 2 or len(neighbours) != len(pts) or neighbours.shape[1] < 3:
+        raise Sem3RError(f"neighbours must have shape ({len(pts)}, k) with k >= 3, got {neighbours.shape}")
+    if not np.issubdtype(neighbours.dtype, np.integer):
+        raise Sem3RError(f"neighbours must hold integer point indices, got {neighbours.dtype}")
+    if neighbours.min() < 0 or neighbours.max() >= len(pts):
+        raise Sem3RError(f"neighbour indices must lie in [0, {len(pts)})")
+    view = _check_viewpoints(viewpoints, pts.shape)
     normals = np.empty_like(pts)
     for start in range(0, len(pts), _CHUNK):
         patch = pts[neighbours[start : start + _CHUNK]]
         patch -= patch.mean(axis=1, keepdims=True)
         cov = np.swapaxes(patch, 1, 2) @ patch  # batched (3, k) @ (k, 3); ~10x faster than einsum here
         normals[start : start + _CHUNK] = np.linalg.eigh(cov)[1][:, :, 0]
-    if viewpoints is not None:
+    if view is not None:
         away = np.einsum("ni,ni->n", normals, view - pts) < 0
         normals[away] *= -1
     return normals.astype(dtype, copy=False)
+
+
+def _check_viewpoints(viewpoints: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """``viewpoints`` as float64 ``(3,)`` or ``(N, 3)``, or ``None``; raises :class:`Sem3RError`."""
+    if viewpoints is None:
+        return None
+    view = np.asarray(viewpoints, dtype=np.float64)
+    if view.shape not in ((3,), shape):
+        raise Sem3RError(f"viewpoints must have shape (3,) or {shape}, got {view.shape}")
+    if not np.isfinite(view).all():
+        raise Sem3RError("viewpoints contain NaN or infinite values")
+    return view

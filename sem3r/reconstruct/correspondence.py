@@ -223,16 +223,44 @@ class Correspondence:
         own = np.asarray(observed[views, point_index]).reshape(-1) > 0
         out = np.full(len(point_index), NOT_VISIBLE, np.int64)
         out[own] = lifted[views[own], point_index[own]]
-        h, w = self.image_size
         for v in np.unique(views[~own]):
             sel = np.flatnonzero(~own & (views == v))
-            uv, z = project(self.points[point_index[sel]].astype(np.float64), self.intrinsics[v], self.cam_from_world[v])
-            px = np.where(np.isfinite(uv), np.rint(uv), -1).astype(np.int64)
-            inside = (z > 0) & (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
-            d = np.zeros(len(sel), np.float64)
-            d[inside] = self.view_depth[v][px[inside, 1], px[inside, 0]]
-            seen = inside & (d > 0) & (np.abs(z - d) <= self.depth_abs_tol + self.depth_rel_tol * d)
-            out[sel[seen]] = masks[v][px[seen, 1], px[seen, 0]]
+            out[sel] = self._projected_labels(masks, int(v), point_index[sel])
+        return out
+
+    def labels_in_all_views(self, view_masks: np.ndarray, lifted: np.ndarray | None = None) -> np.ndarray:
+        """The 2D label every view gives every point (:meth:`labels_in_views` for all pairs).
+
+        Args:
+            view_masks: ``(N, H, W) int`` per-view 2D instance ids, -1 = unlabelled.
+            lifted: the result of :meth:`lift_view_masks` for ``view_masks`` (computed if omitted).
+
+        Returns:
+            ``(N, M) int32`` labels, :data:`NOT_VISIBLE` where a view does not see the point.
+        """
+        masks = self._check_maps(view_masks, "view_masks")
+        lifted = self.lift_view_masks(masks) if lifted is None else lifted
+        observed = self.observed()
+        out = np.full((self.num_views, self.num_points), NOT_VISIBLE, np.int32)
+        for v in range(self.num_views):
+            own = np.zeros(self.num_points, bool)
+            own[observed[v].indices] = True
+            out[v, own] = lifted[v, own]
+            rest = np.flatnonzero(~own)
+            out[v, rest] = self._projected_labels(masks, v, rest)
+        return out
+
+    def _projected_labels(self, masks: np.ndarray, view: int, point_index: np.ndarray) -> np.ndarray:
+        """Labels of points projected into ``view`` through the z-buffer test; NOT_VISIBLE where it fails."""
+        h, w = self.image_size
+        uv, z = project(self.points[point_index].astype(np.float64), self.intrinsics[view], self.cam_from_world[view])
+        px = np.where(np.isfinite(uv), np.rint(uv), -1).astype(np.int64)
+        inside = (z > 0) & (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        d = np.zeros(len(point_index), np.float64)
+        d[inside] = self.view_depth[view][px[inside, 1], px[inside, 0]]
+        seen = inside & (d > 0) & (np.abs(z - d) <= self.depth_abs_tol + self.depth_rel_tol * d)
+        out = np.full(len(point_index), NOT_VISIBLE, np.int64)
+        out[seen] = masks[view][px[seen, 1], px[seen, 0]]
         return out
 
     def sample(self, feature_maps: torch.Tensor | np.ndarray) -> torch.Tensor:

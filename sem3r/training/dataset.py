@@ -62,6 +62,30 @@ def _resize_views(images: np.ndarray, depth: np.ndarray, instance_ids: np.ndarra
             scale_intrinsics(intrinsics, W / W0, H / H0))
 
 
+def scene_folders(root: str | Path, min_views: int = 1) -> tuple[list[Path], list[int]]:
+    """The complete scenes of a dataset written by ``sem3r synth`` that have at least ``min_views`` views.
+
+    Args:
+        root: dataset folder with ``manifest.json`` and ``scene_XXXX/`` folders.
+        min_views: skip scenes with fewer views.
+
+    Returns:
+        The scene folders in manifest order and their numbers of views.
+
+    Raises:
+        Sem3RError: no manifest, not a Sem3R dataset, or no scene qualifies.
+    """
+    root = Path(root)
+    manifest = read_json(root / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != "sem3r.synthetic_dataset":
+        raise Sem3RError(f"'{root}' is not a Sem3R synthetic dataset (bad manifest.json)")
+    entries = [e for e in manifest.get("scenes", [])
+               if e.get("complete") and int(e.get("num_views", 0)) >= min_views]
+    if not entries:
+        raise Sem3RError(f"'{root}' has no complete scene with at least {min_views} views")
+    return [root / str(e["folder"]) for e in entries], [int(e["num_views"]) for e in entries]
+
+
 class SyntheticGeometryDataset(Dataset):
     """Random multi-view samples of the scenes of a ``sem3r synth`` dataset.
 
@@ -104,16 +128,9 @@ class SyntheticGeometryDataset(Dataset):
         self.root = Path(root)
         if not 1 <= min_views <= max_views:
             raise Sem3RError(f"need 1 <= min_views <= max_views, got {min_views} and {max_views}")
-        manifest = read_json(self.root / "manifest.json")
-        if not isinstance(manifest, dict) or manifest.get("format") != "sem3r.synthetic_dataset":
-            raise Sem3RError(f"'{self.root}' is not a Sem3R synthetic dataset (bad manifest.json)")
-        entries = [e for e in manifest.get("scenes", [])
-                   if e.get("complete") and int(e.get("num_views", 0)) >= min_views]
-        if not entries:
-            raise Sem3RError(f"'{self.root}' has no complete scene with at least {min_views} views")
-        self.folders = [self.root / str(e["folder"]) for e in entries]
+        self.folders, counts = scene_folders(self.root, min_views)
         self.min_views = int(min_views)
-        self.max_views = int(min(max_views, min(int(e["num_views"]) for e in entries)))
+        self.max_views = int(min(max_views, min(counts)))
         if image_size is not None:
             image_size = tuple(int(v) for v in image_size)
             if len(image_size) != 2 or min(image_size) < 1:

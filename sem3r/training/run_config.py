@@ -124,3 +124,4 @@ def fit_and_export(config: TrainingRunConfig, build_model: Callable[[], nn.Modul
     last = Trainer(model, loss_fn, loader, config.train).fit()
     Sem3RGeometry(model, device="cpu").save_pretrained(Path(config.train.out_dir) / "model")
     return last
+

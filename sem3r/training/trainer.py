@@ -27,9 +27,10 @@ import json
 import math
 import pickle
 import random
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,7 +139,7 @@ def _to_device(batch: Any, device: torch.device) -> Any:
         return {k: _to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(v, device) for v in batch)
-    return batch
+    return batch.to(device) if callable(getattr(batch, "to", None)) else batch
 
 
 def _rng_state() -> dict[str, Any]:
@@ -200,7 +201,8 @@ class Trainer:
     """Train ``model`` on ``loss_fn`` over ``loader`` (see the module docstring).
 
     Args:
-        model: any ``nn.Module``; called as ``model(batch[input_key])``.
+        model: any ``nn.Module``; called as ``model(batch[input_key])``, or as
+            ``model(**batch[input_key])`` when that is a mapping of named inputs.
         loss_fn: ``(predictions, batch) -> {"loss": tensor, other: scalar tensor or float, ...}``.
         loader: a DataLoader (or any re-iterable of batches with ``len``).
         config: :class:`TrainConfig`.
@@ -300,7 +302,8 @@ class Trainer:
         batch = _to_device(batch, self.device)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
-            predictions = self.model(batch[self.input_key])
+            inputs = batch[self.input_key]
+            predictions = self.model(**inputs) if isinstance(inputs, Mapping) else self.model(inputs)
         losses = self.loss_fn(predictions, batch)
         loss = losses["loss"]
         self.optimizer.zero_grad(set_to_none=True)

@@ -179,3 +179,14 @@ def test_bad_input(syn):
         build_correspondence(empty)
     with pytest.raises(Sem3RError, match="stride"):
         build_correspondence(syn.scene, CorrespondenceConfig(stride=0))
+
+
+def test_labels_in_all_views_equals_the_pairwise_lookup(syn):
+    corr = build_correspondence(syn.scene, CorrespondenceConfig(voxel_size=0.05))
+    masks = syn.scene.instance_masks
+    table = corr.labels_in_all_views(masks)
+    assert table.shape == (syn.scene.num_views, corr.num_points)
+    for v in range(syn.scene.num_views):
+        pairwise = corr.labels_in_views(masks, np.arange(corr.num_points), np.full(corr.num_points, v))
+        assert np.array_equal(table[v], pairwise)
+    assert (table != NOT_VISIBLE).sum(0).min() >= 1          # every point is seen by the view that made it
