@@ -18,7 +18,9 @@ sigma; a stand-in for the over-smoothed, noisy geometry of a feed-forward recons
 the ground-truth 2D masks of the ``gt`` mask source (per-view random ids). Per point, the
 ground-truth instance is ``corr.point_labels(scene.instance_masks)``. Geometric superpoints
 (``scene_superpoints(corr)``) are compared with IBSp superpoints (``scene_superpoints(corr,
-view_masks=masks)``) by :func:`sem3r.eval.superpoints.superpoint_metrics` on the 10-NN graph;
+view_masks=masks)``), reading each edge in its endpoints' views only (``IBSp-ends``, the paper's
+Algorithm 1) or in every view (``IBSp-all``, the default), by
+:func:`sem3r.eval.superpoints.superpoint_metrics` on the 10-NN graph;
 ``rec all`` / ``rec flat`` are the recovered fractions of all objects and of the wall-flat
 objects (:data:`sem3r.data.synthetic.WALL_FLAT_CATEGORIES`), averaged over rooms.
 
@@ -153,9 +155,10 @@ def quality_table(args: argparse.Namespace, config: SuperpointConfig) -> None:
             flat_here = np.intersect1d(flat, gt)
             if noise == args.depth_noise[0]:
                 flat_total += len(flat_here)
-            for mode in ("geometric", "IBSp"):
+            for mode, views in (("geometric", None), ("IBSp-ends", "endpoints"), ("IBSp-all", "all")):
                 start = time.perf_counter()
-                ids = scene_superpoints(corr, config, masks if mode == "IBSp" else None)
+                mode_config = config if views is None else dataclasses.replace(config, ibsp_views=views)
+                ids = scene_superpoints(corr, mode_config, None if views is None else masks)
                 seconds = time.perf_counter() - start
                 m = superpoint_metrics(ids, gt, points=corr.points)
                 rows.setdefault((noise, mode), []).append(

@@ -187,3 +187,17 @@ def test_train_iggt_bad_configs_are_one_line_errors(tmp_path, capsys):
     bad.write_text(json.dumps({"dataset_root": str(tmp_path), "loss": {"contrastive_wieght": 1.0}}))
     code, _, err = run_cli(capsys, "train", "iggt", "--config", str(bad))
     assert code == 2 and "contrastive_wieght" in err and "Traceback" not in err
+
+
+def test_train_segmenter3d_bad_configs_are_one_line_errors(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "segmenter3d", "--config", str(tmp_path / "missing.json"))
+    assert code == 2 and "missing.json" in err and err.count("\n") == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"dataset_root": str(tmp_path), "loss": {"vipp": True}}))
+    code, _, err = run_cli(capsys, "train", "segmenter3d", "--config", str(bad))
+    assert code == 2 and "vipp" in err and "Traceback" not in err
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"dataset_root": str(tmp_path / "nothing"), "train": {"out_dir": str(tmp_path / "run")}}))
+    code, _, err = run_cli(capsys, "train", "segmenter3d", "--config", str(empty))
+    assert code == 2 and "manifest" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()

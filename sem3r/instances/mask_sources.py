@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
+from scipy.sparse.csgraph import connected_components
 
 from sem3r.errors import Sem3RError, require
 from sem3r.geometry.camera import camera_centers
@@ -134,25 +136,70 @@ def view_masks(scene: Scene, source: str = "gt", config: Any = None, **options: 
 class GTMaskConfig:
     """Options of the ``gt`` source.
 
+    The error rates turn the ground truth into what a real 2D instance segmenter gives, to measure
+    how a method copes with it: each view independently misses objects, merges touching ones and
+    drops small ones.
+
     Attributes:
-        seed: seeds the per-view permutations of the ids.
+        seed: seeds the per-view permutations of the ids and the errors.
+        miss_rate: probability that a view misses an object (its pixels become -1).
+        merge_rate: probability that two objects touching in a view are merged into one mask.
+        min_area: objects covering fewer pixels in a view are missed there.
     """
 
     seed: int = 0
+    miss_rate: float = 0.0
+    merge_rate: float = 0.0
+    min_area: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`Sem3RError` naming the first invalid setting."""
+        for name in ("miss_rate", "merge_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise Sem3RError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.min_area < 0:
+            raise Sem3RError(f"min_area must be non-negative, got {self.min_area}")
+
+
+def _touching_pairs(view: np.ndarray) -> np.ndarray:
+    """``(K, 2)`` distinct pairs of labels >= 0 that touch (4-neighbourhood) in an ``(H, W)`` map."""
+    pairs = [np.stack([view[:, :-1].reshape(-1), view[:, 1:].reshape(-1)], 1),
+             np.stack([view[:-1, :].reshape(-1), view[1:, :].reshape(-1)], 1)]
+    pairs = np.concatenate(pairs)
+    pairs = pairs[(pairs >= 0).all(1) & (pairs[:, 0] != pairs[:, 1])]
+    return np.unique(np.sort(pairs, axis=1), axis=0)
+
+
+def _degrade(view: np.ndarray, config: GTMaskConfig, rng: np.random.Generator) -> np.ndarray:
+    """One view's ids ``0..k-1`` (-1 none) after misses, small-object drops and merges."""
+    labelled = view >= 0
+    ids, inverse, counts = np.unique(view[labelled], return_inverse=True, return_counts=True)
+    keep = (counts >= config.min_area) & (rng.random(len(ids)) >= config.miss_rate)
+    dense = np.full(view.shape, -1, np.int64)
+    dense[labelled] = np.where(keep[inverse], inverse, -1)
+    pairs = _touching_pairs(dense)
+    merged = pairs[rng.random(len(pairs)) < config.merge_rate]
+    graph = sp.coo_matrix((np.ones(len(merged)), (merged[:, 0], merged[:, 1])), shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
+    out = np.full(view.shape, -1, np.int64)
+    hit = dense >= 0
+    out[hit] = component[dense[hit]]
+    return out
 
 
 def gt_masks(scene: Scene, config: GTMaskConfig) -> np.ndarray:
     """The Scene's ground-truth instance masks with per-view random ids (the ``gt`` source).
 
     In every view the ids present are mapped to a random permutation of ``0 .. k-1`` (``k`` ids in
-    that view), so each view's partition is unchanged and nothing links two views.
+    that view), so each view's partition is unchanged and nothing links two views. With error
+    rates (:class:`GTMaskConfig`) each view first loses and merges objects independently.
 
     Args:
         scene: a Scene with ``instance_masks (N, H, W) int32``.
-        config: the seed.
+        config: the seed and error rates.
 
     Returns:
-        ``(N, H, W) int32``, -1 where the ground truth is -1.
+        ``(N, H, W) int32``, -1 where the ground truth is -1 (or the object was missed).
 
     Raises:
         Sem3RError: the Scene has no instance masks.
@@ -166,11 +213,13 @@ def gt_masks(scene: Scene, config: GTMaskConfig) -> np.ndarray:
     """
     if scene.instance_masks is None:
         raise Sem3RError("the 'gt' mask source needs the scene's ground-truth instance_masks, which it lacks")
+    config.validate()
     rng = np.random.default_rng(config.seed)
     out = np.full(scene.instance_masks.shape, -1, np.int32)
     for i, view in enumerate(scene.instance_masks):
-        labelled = view >= 0
-        ids, inverse = np.unique(view[labelled], return_inverse=True)
+        degraded = _degrade(view, config, rng)
+        labelled = degraded >= 0
+        ids, inverse = np.unique(degraded[labelled], return_inverse=True)
         out[i][labelled] = rng.permutation(len(ids)).astype(np.int32)[inverse]
     return out
 

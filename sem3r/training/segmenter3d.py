@@ -56,6 +56,12 @@ from sem3r.training.trainer import TrainConfig, Trainer
 from sem3r.training.vip import VIPLossConfig, build_view_targets, vip_loss
 
 
+TRAIN_DEFAULTS = {"steps": 2000, "batch_size": 1, "lr": 5e-4, "warmup_steps": 50, "ckpt_every": 250,
+                  "out_dir": "runs/segmenter3d"}
+"""The ``train`` settings that differ from :class:`TrainConfig`'s for this model; a config's ``train``
+section overrides them key by key."""
+
+
 @dataclass
 class Segmenter3DTrainingConfig:
     """A ``sem3r train segmenter3d`` run.
@@ -72,6 +78,8 @@ class Segmenter3DTrainingConfig:
             classes included as negatives).
         mask_source: the 2D segmenter giving the per-view annotations (``gt``: the rendered
             instance masks with unrelated ids in every view, as a perfect 2D model would give).
+        mask_options: options of the mask source (e.g. ``gt``'s ``miss_rate``, ``merge_rate`` and
+            ``min_area``, which emulate an imperfect 2D segmenter).
         num_queries: queries per step, seeded at random superpoints.
         max_points: points per step at most (a random subset; superpoint features are pooled over
             it, the targets keep every point), which bounds the cost of a step.
@@ -83,12 +91,12 @@ class Segmenter3DTrainingConfig:
     inputs: PointInputsConfig = field(default_factory=PointInputsConfig)
     model: Segmenter3DConfig = field(default_factory=Segmenter3DConfig)
     loss: VIPLossConfig = field(default_factory=VIPLossConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, batch_size=1, lr=5e-4, warmup_steps=50,
-                                                                 ckpt_every=250, out_dir="runs/segmenter3d"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(**TRAIN_DEFAULTS))
     text_encoder: str = "hash"
     text_dim: int = 64
     vocabulary: list[str] | None = None
     mask_source: str = "gt"
+    mask_options: dict = field(default_factory=dict)
     num_queries: int = 96
     max_points: int | None = 20_000
     max_scenes: int | None = None
@@ -116,6 +124,8 @@ class Segmenter3DTrainingConfig:
         """Build from a parsed JSON object; unknown keys are an error at every level."""
         if isinstance(doc, dict) and "dataset_root" not in doc:
             raise Sem3RError("the segmenter3d training config needs 'dataset_root'")
+        if isinstance(doc, dict) and isinstance(doc.get("train"), dict):
+            doc = {**doc, "train": {**TRAIN_DEFAULTS, **doc["train"]}}
         return dataclass_from_dict(cls, doc, "segmenter3d training config")
 
     @classmethod
@@ -162,7 +172,8 @@ def prepare_training_scenes(config: Segmenter3DTrainingConfig, text: np.ndarray,
             out.append(load_point_inputs(path))
             continue
         scene = Scene.load(folder)
-        masks, classes = scene_annotations(scene, vocabulary, config.mask_source, seed=config.train.seed + i)
+        masks, classes = scene_annotations(scene, vocabulary, config.mask_source, seed=config.train.seed + i,
+                                           **config.mask_options)
         inputs = prepare_point_inputs(scene, masks, classes, text, config.inputs)
         save_point_inputs(path, inputs)
         out.append(inputs)
@@ -253,6 +264,7 @@ def train_segmenter3d(config: str | Path | Segmenter3DTrainingConfig) -> Path:
     if not isinstance(config, Segmenter3DTrainingConfig):
         config = Segmenter3DTrainingConfig.from_file(config)
     config.validate()
+    scene_folders(config.dataset_root)  # a missing or empty dataset fails before anything is written
     vocabulary = config.vocabulary or list(CLASS_NAMES)
     encoder = make_text_encoder(config.text_encoder, **({"dim": config.text_dim} if config.text_encoder == "hash" else {}))
     text = encoder.encode(vocabulary)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sem3r.config import dataclass_from_dict
 from sem3r.errors import Sem3RError
 from sem3r.training.mask_matching import MatchingConfig, hungarian_set_loss
 
@@ -276,15 +277,8 @@ class VIPLossConfig(MatchingConfig):
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> VIPLossConfig:
-        """Build from a JSON object; unknown keys are an error."""
-        if not isinstance(doc, Mapping):
-            raise Sem3RError("the VIP loss config must be a JSON object")
-        unknown = sorted(set(doc) - {f.name for f in fields(cls)})
-        if unknown:
-            raise Sem3RError(f"unknown VIP loss config keys {unknown}")
-        cfg = cls(**doc)
-        cfg.validate()
-        return cfg
+        """Build and validate from a JSON object; unknown keys are an error."""
+        return dataclass_from_dict(cls, doc, "VIP loss config")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a dict, readable by :meth:`from_dict`."""

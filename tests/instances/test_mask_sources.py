@@ -215,3 +215,34 @@ def test_sam_source_reports_a_model_it_cannot_load(tmp_path):
     scene = generate_scene(SynthConfig(seed=2, num_views=1, height=16, width=16, num_points=0)).scene
     with pytest.raises(Sem3RError, match="cannot load the SAM model"):
         view_masks(scene, "sam", model=str(tmp_path / "missing"), device="cpu")
+
+
+def test_gt_source_errors_emulate_a_real_2d_segmenter():
+    from sem3r.data.synthetic import SynthConfig, generate_scene
+    from sem3r.instances.mask_sources import GTMaskConfig, gt_masks
+
+    scene = generate_scene(SynthConfig(seed=4, num_views=3, height=48, width=64, num_points=0)).scene
+    gt = scene.instance_masks
+    perfect = gt_masks(scene, GTMaskConfig(seed=1))
+    assert np.array_equal(perfect >= 0, gt >= 0)
+    # every view misses everything
+    assert (gt_masks(scene, GTMaskConfig(miss_rate=1.0)) == -1).all()
+    # small objects are dropped: what survives covers at least min_area pixels per view
+    small = gt_masks(scene, GTMaskConfig(min_area=60))
+    for v in range(3):
+        ids, counts = np.unique(small[v][small[v] >= 0], return_counts=True)
+        assert (counts >= 60).all()
+        gt_ids, gt_counts = np.unique(gt[v][gt[v] >= 0], return_counts=True)
+        assert len(ids) == int((gt_counts >= 60).sum())
+    # merging everything that touches: each merged mask is a union of whole ground-truth objects,
+    # and touching objects share a mask
+    merged = gt_masks(scene, GTMaskConfig(merge_rate=1.0))
+    assert np.array_equal(merged >= 0, gt >= 0)
+    for v in range(3):
+        labelled = gt[v] >= 0
+        pairs = np.unique(np.stack([gt[v][labelled], merged[v][labelled]], 1), axis=0)
+        assert len(np.unique(pairs[:, 0])) == len(pairs)                 # an object is never split
+        right = (gt[v][:, :-1] >= 0) & (gt[v][:, 1:] >= 0)
+        assert (merged[v][:, :-1][right] == merged[v][:, 1:][right]).all()
+    with pytest.raises(Sem3RError, match="miss_rate"):
+        gt_masks(scene, GTMaskConfig(miss_rate=2.0))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from sem3r.config import dataclass_from_dict
 from sem3r.errors import Sem3RError
 
 
@@ -78,17 +79,7 @@ class Segmenter3DConfig:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Segmenter3DConfig:
         """Build and validate from a JSON object; unknown keys are an error."""
-        if not isinstance(doc, Mapping):
-            raise Sem3RError("the segmenter3d config must be a JSON object")
-        unknown = sorted(set(doc) - {f.name for f in fields(cls)})
-        if unknown:
-            raise Sem3RError(f"unknown segmenter3d config keys {unknown}")
-        config = cls(**doc)
-        try:
-            config.validate()
-        except TypeError:
-            raise Sem3RError(f"segmenter3d config values must be numbers, got {dict(doc)}") from None
-        return config
+        return dataclass_from_dict(cls, doc, "segmenter3d config")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a dict, readable by :meth:`from_dict`."""
