@@ -322,7 +322,7 @@ def segment3d(
     scene_dir: Positional[Path],
     classes: str,
     checkpoint: str | None = None,
-    source: str = "gt",
+    source: str = "auto",
     sam_model: str | None = None,
     text_encoder: str | None = None,
     out: Path | None = None,
@@ -336,7 +336,8 @@ def segment3d(
     masks over IBSp superpoints and classifies them by similarity to the text embeddings of
     --classes; without it the training-free path lifts the per-view 2D masks, merges them across
     views and snaps them to superpoints. The per-view 2D masks (and their class names) come from
-    --source: gt (the scene's own 2D masks, e.g. a `sem3r synth` scene), oversegment or sam.
+    --source: gt (the scene's own 2D masks, e.g. a `sem3r synth` scene), oversegment or sam;
+    auto takes gt when the scene has instance and semantic masks, else oversegment.
     Instance masks, semantic masks (indices into --classes) and the instance table are written
     into the Scene (or --out); --export also writes scene.ply (instance_id and semantic_id
     fields), scene.glb and viewer.html coloured by instance.
@@ -345,7 +346,7 @@ def segment3d(
         scene_dir: a Scene folder with geometry.
         classes: comma-separated class names, e.g. "chair,table,painting".
         checkpoint: trained segmenter folder (TRAIN.OUT_DIR or its model/).
-        source: 2D mask source: gt, oversegment or sam.
+        source: 2D mask source: auto, gt, oversegment or sam.
         sam_model: with --source sam: SAM model folder or hub id.
         text_encoder: hash, clip, or a CLIP/SigLIP folder or hub id (default: the checkpoint's).
         out: Scene folder to write (default: SCENE_DIR itself).
@@ -358,17 +359,22 @@ def segment3d(
     from sem3r.semantics.segment3d import segment3d as run_segment3d
     from sem3r.viz import export_scene
 
+    scene = Scene.load(scene_dir)
+    if source == "auto":
+        source = "gt" if scene.instance_masks is not None and scene.semantic_masks is not None else "oversegment"
     config = Segment3DConfig(checkpoint=checkpoint, mask_source=source,
                              mask_options={"model": sam_model} if sam_model else {}, text_encoder=text_encoder,
                              score_threshold=score_threshold, device=device)
-    result = run_segment3d(Scene.load(scene_dir), classes.split(","), config)
+    result = run_segment3d(scene, classes.split(","), config)
     result.scene.save(out or scene_dir)
     table = result.scene.instances
     counts = {}
     for label in table.labels:
-        counts[label or "?"] = counts.get(label or "?", 0) + 1
+        counts[label or "unlabelled"] = counts.get(label or "unlabelled", 0) + 1
     summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
     print(f"segment3d: {len(table)} instances ({summary or 'none'}) -> {out or scene_dir}")
+    if len(table) and not any(table.labels):
+        print(f"note: the 2D masks of --source {source} carry no class names, so the instances are unlabelled")
     if export is not None:
         for path in export_scene(result.scene, export, color_by="instance"):
             print(f"wrote {path}")
