@@ -65,15 +65,17 @@ VARIANTS = {
 
 
 def variant_config(base: dict, name: str, out: Path, data: Path, steps: int | None,
-                   mask_options: dict) -> Segmenter3DTrainingConfig:
-    """The base run config with one variant's changes."""
+                   mask_options: dict, seed: int) -> Segmenter3DTrainingConfig:
+    """The base run config with one variant's changes (and the training seed)."""
     doc = copy.deepcopy(base)
     doc["dataset_root"] = str(data)
     doc["mask_options"] = mask_options
     for section, change in VARIANTS[name].items():
         doc.setdefault(section, {}).update(change)
-    doc.setdefault("train", {})["out_dir"] = str(out / "runs" / name.replace(" ", "_").replace("+", "plus"))
+    folder = name.replace(" ", "_").replace("+", "plus") + (f"_seed{seed}" if seed else "")
+    doc.setdefault("train", {})["out_dir"] = str(out / "runs" / folder)
     doc["train"]["resume"] = True
+    doc["train"]["seed"] = seed
     if steps is not None:
         doc["train"]["steps"] = steps
     return Segmenter3DTrainingConfig.from_dict(doc)
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG, help="segmenter training config (JSON)")
     parser.add_argument("--steps", type=int, default=None, help="override the config's training steps")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=0, help="training seed (initialisation, queries, 2D mask errors of the training scenes)")
     parser.add_argument("--train-scenes", type=int, default=40)
     parser.add_argument("--test-scenes", type=int, default=6)
     parser.add_argument("--views", type=int, default=10)
@@ -169,7 +172,7 @@ def main() -> None:
     noise = {"miss_rate": args.miss_rate, "merge_rate": args.merge_rate, "min_area": args.min_area}
     models, budgets = {}, {}
     for name in args.variants:
-        config = variant_config(base, name, args.out, train_root, args.steps, noise)
+        config = variant_config(base, name, args.out, train_root, args.steps, noise, args.seed)
         timing = Path(config.train.out_dir) / "train_seconds.json"
         start = time.perf_counter()
         models[name] = train_segmenter3d(config)

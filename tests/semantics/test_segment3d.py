@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sem3r.cli import main
 from sem3r.data.synthetic import CATEGORIES, CLASS_NAMES, SynthConfig, generate_scene
@@ -93,3 +94,36 @@ def test_cli_segment3d(tmp_path, syn, capsys):
     cloud = read_ply(tmp_path / "export" / "scene.ply")
     assert cloud.instance_ids.max() >= 0
     assert (tmp_path / "export" / "viewer.html").is_file()
+
+
+class _EverywhereModel(torch.nn.Module):
+    """A stand-in segmenter whose every query claims every superpoint as class 0."""
+
+    def forward(self, superpoints, num_superpoints, text, query_superpoints, **_):
+        q = len(query_superpoints)
+        classes = torch.full((q, len(text)), -5.0)
+        classes[:, 0] = 5.0
+        return {"mask_logits": torch.full((q, num_superpoints), 5.0), "class_logits": classes}
+
+
+def test_masks_stay_in_the_views_of_their_seed(syn):
+    from sem3r.semantics.point_inputs import prepare_point_inputs, scene_annotations
+    from sem3r.semantics.segment3d import _predict
+    from sem3r.semantics.text import HashTextEncoder
+
+    text = HashTextEncoder(dim=8).encode(["chair", "table"])
+    masks, classes = scene_annotations(syn.scene, ["chair", "table"])
+    inputs = prepare_point_inputs(syn.scene, masks, classes, text, FAST)
+    free, _, _ = _predict(inputs, _EverywhereModel(), text, Segment3DConfig(seed_views_only=False, nms_iou=1.0))
+    assert free.all()                                              # no restriction: every mask is everything
+    kept, _, _ = _predict(inputs, _EverywhereModel(), text, Segment3DConfig(nms_iou=1.0, min_points=1))
+    # every superpoint seeds a query; its mask is exactly the superpoints that share a view with the
+    # seed (rows compared as a multiset: the order follows scores that differ by rounding only)
+    sp = inputs.superpoints
+    sp_seen = np.zeros((syn.scene.num_views, inputs.num_superpoints), bool)
+    views, points = np.nonzero(inputs.seen())
+    sp_seen[views, sp[points]] = True
+    covisible = (sp_seen.T.astype(int) @ sp_seen.astype(int)) > 0
+    expected = covisible[:, sp]
+    assert sorted(row.tobytes() for row in kept) == sorted(row.tobytes() for row in expected)
+    assert not covisible.all()                                      # the restriction does cut something
