@@ -30,19 +30,11 @@ import argparse
 import time
 
 import numpy as np
+from common import size_arg
 
 from sem3r.data.synthetic import SynthConfig, generate_scene
 from sem3r.eval.tracking import tracking_metrics
 from sem3r.instances.clustering import ClusteringConfig, cluster_instance_features
-
-
-def size_arg(text: str) -> tuple[int, int]:
-    """``"HxW"`` -> ``(H, W)``."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 392x518 (HxW), got '{text}'") from None
-    return h, w
 
 
 def category_features(semantic: np.ndarray, num_classes: int, dim: int, noise: float, seed: int) -> np.ndarray:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import size_arg
 
 from sem3r.data.readers import read_7scenes
 from sem3r.data.synthetic import CAMERA_PATHS, SynthConfig, generate_scene
@@ -41,14 +42,6 @@ from sem3r.scene import Scene
 METRICS = ("rra@5", "rra@15", "rra@30", "rta@5", "rta@15", "rta@30", "auc@30")
 DEFAULT_SEVEN_SCENES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "7scenes-sample"
 
-
-def size_arg(text: str) -> tuple[int, int]:
-    """``"HxW"`` -> ``(H, W)``."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256 (HxW), got '{text}'") from None
-    return h, w
 
 
 def view_overlap(scene: Scene, stride: int = 7) -> tuple[float, float]:

@@ -40,6 +40,7 @@ import tempfile
 import time
 
 import numpy as np
+from common import size_arg
 
 from sem3r.data.synthetic import WALL_FLAT_CATEGORIES, SynthConfig, generate_scene
 from sem3r.eval.superpoints import instance_recovery, superpoint_metrics
@@ -67,14 +68,6 @@ start = time.perf_counter(); compute_superpoints(pts, viewpoints=np.zeros(3)); w
 print(cold, warm)
 """
 
-
-def size_arg(text: str) -> tuple[int, int]:
-    """``"HxW"`` -> ``(H, W)``."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 192x256 (HxW), got '{text}'") from None
-    return h, w
 
 
 def timed(fn, repeats: int):
