@@ -380,6 +380,31 @@ def segment3d(
             print(f"wrote {path}")
 
 
+def bev(
+    scene_dir: Positional[Path],
+    out: Path | None = None,
+    resolution: int = 432,
+    markers: bool = False,
+) -> None:
+    """Render a bird's-eye view of a Scene's coloured point cloud (ROSS3D section 4.3).
+
+    Top-down orthographic render keeping the highest point per pixel; empty pixels are black and
+    written as a second mask image. --markers draws each instance's id at its centroid (GPT4Scene).
+
+    Args:
+        scene_dir: a Scene folder with geometry.
+        out: PNG to write (default: SCENE_DIR/bev.png; the mask goes beside it as *_mask.png).
+        resolution: image side in pixels.
+        markers: draw instance ids.
+    """
+    from sem3r.reasoning.bev import BEVConfig, render_bev, save_bev
+    from sem3r.scene import Scene
+
+    image = render_bev(Scene.load(scene_dir), BEVConfig(resolution=resolution, markers=markers))
+    for path in save_bev(image, out or scene_dir / "bev.png"):
+        print(f"wrote {path}")
+
+
 COMMANDS = {
     "demo": demo,
     "synth": synth,
@@ -388,6 +413,7 @@ COMMANDS = {
     "train": train,
     "segment": segment,
     "segment3d": segment3d,
+    "bev": bev,
     "export": export,
     "eval": eval_,
     "info": info,
