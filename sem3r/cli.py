@@ -405,6 +405,45 @@ def bev(
         print(f"wrote {path}")
 
 
+def ask(
+    scene_dir: Positional[Path],
+    question: Positional[str],
+    lmm: str | None = None,
+    lmm_model: str = "default",
+) -> None:
+    """Answer a spatial question about a segmented Scene, with a number and a short explanation.
+
+    Families (VSI-Bench / SPAR-Bench): counting, distance between objects, object size, room size,
+    relative distance, relative direction, object depth and distance from a camera, camera motion
+    between views, appearance order. Other questions go to --lmm when given, else the answer says
+    it cannot answer. Objects are named by label ("chair") or label#id ("chair#3").
+
+    Args:
+        scene_dir: a Scene folder with geometry and instances (sem3r segment / segment3d / synth).
+        question: e.g. "how far is the sofa from the door?".
+        lmm: an OpenAI-compatible endpoint (http://host:port/v1) or a local vision-language model.
+        lmm_model: model name sent to the endpoint.
+    """
+    from sem3r.reasoning.qa import ask as run_ask
+    from sem3r.scene import Scene
+
+    backend = None
+    if lmm is not None:
+        from sem3r.reasoning.lmm import make_lmm
+
+        model = make_lmm(lmm, model=lmm_model) if lmm.startswith(("http://", "https://")) else make_lmm(lmm)
+        backend = model.chat
+    answer = run_ask(Scene.load(scene_dir), question, lmm=backend)
+    if answer.kind == "error":
+        raise Sem3RError(answer.explanation)
+    value = answer.value
+    if isinstance(value, float):
+        value = f"{value:.0f}" if answer.unit == "count" else f"{value:.2f}"
+    print(f"{value} {answer.unit}".strip() if answer.kind in ("number", "choice") else "cannot answer")
+    if answer.explanation:
+        print(answer.explanation)
+
+
 COMMANDS = {
     "demo": demo,
     "synth": synth,
@@ -414,6 +453,7 @@ COMMANDS = {
     "segment": segment,
     "segment3d": segment3d,
     "bev": bev,
+    "ask": ask,
     "export": export,
     "eval": eval_,
     "info": info,

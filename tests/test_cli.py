@@ -201,3 +201,22 @@ def test_train_segmenter3d_bad_configs_are_one_line_errors(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "segmenter3d", "--config", str(empty))
     assert code == 2 and "manifest" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_ask_and_bev(tmp_path, capsys):
+    from sem3r.data.synthetic import SynthConfig, generate_scene
+
+    syn = generate_scene(SynthConfig(seed=0, num_views=6, height=96, width=128, num_points=0))
+    scene_dir = syn.scene.save(tmp_path / "scene")
+    visible = set(np.unique(syn.scene.instance_masks[syn.scene.instance_masks >= 0]).tolist())
+    chairs = sum(1 for i, lab in zip(syn.scene.instances.ids, syn.scene.instances.labels) if lab == "chair" and i in visible)
+    code, out, _ = run_cli(capsys, "ask", str(scene_dir), "how many chairs are there?")
+    assert code == 0 and out.splitlines()[0] == f"{chairs} count"
+    code, _, err = run_cli(capsys, "ask", str(scene_dir), "how far is the unicorn from the door?")
+    assert code == 2 and "unicorn" in err and "known: " in err and err.count("\n") == 1
+    code, out, _ = run_cli(capsys, "ask", str(scene_dir), "what colour is the sky?")
+    assert code == 0 and out.startswith("cannot answer")
+    code, _, err = run_cli(capsys, "ask", str(scene_dir), "what colour is the sky?", "--lmm", "http://127.0.0.1:9/v1")
+    assert code == 2 and "cannot reach" in err
+    code, out, _ = run_cli(capsys, "bev", str(scene_dir), "--out", str(tmp_path / "top.png"), "--markers")
+    assert code == 0 and (tmp_path / "top.png").is_file() and (tmp_path / "top_mask.png").is_file()

@@ -5,6 +5,11 @@ module                    what it does
 ========================  ====================================================================
 ``bev``                   top-down bird's-eye-view render (ROSS3D), z-buffer, object markers
 ``scene_graph``           objects with gravity-aligned oriented boxes, visibility, floor area
+``qa``                    spatial QA engine (VSI-Bench / SPAR-Bench families) over the scene graph
+``qa_parser``             plain-English question templates -> structured queries
+``questions``             question generator with ground-truth answers from synthetic scenes
+``lmm``                   LMM backends: OpenAI-compatible endpoint, transformers VLM
+``grounding``             QA scene grounding: highlight an instance, ask yes/no, keep the yes
 ========================  ====================================================================
 
 Names are imported lazily from their submodules.
@@ -25,6 +30,29 @@ _SUBMODULE = {
     "floor_area": "scene_graph",
     "ground_basis": "scene_graph",
     "oriented_box": "scene_graph",
+    "FAMILIES": "qa",
+    "Answer": "qa",
+    "QAConfig": "qa",
+    "QAEngine": "qa",
+    "Query": "qa",
+    "ask": "qa",
+    "parse_question": "qa_parser",
+    "GeneratedQuestion": "questions",
+    "QuestionConfig": "questions",
+    "generate_questions": "questions",
+    "score_answer": "questions",
+    "score_by_family": "questions",
+    "LMM": "lmm",
+    "OpenAIEndpointConfig": "lmm",
+    "OpenAIEndpointLMM": "lmm",
+    "TransformersLMM": "lmm",
+    "TransformersLMMConfig": "lmm",
+    "make_lmm": "lmm",
+    "parse_yes_no": "lmm",
+    "GroundingConfig": "grounding",
+    "GroundingResult": "grounding",
+    "ground_instances": "grounding",
+    "highlight_instance": "grounding",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports("sem3r.reasoning", _SUBMODULE)

@@ -4,6 +4,8 @@
 module                    what it does
 ========================  ====================================================================
 ``text``                  text encoders (CLIP / SigLIP through transformers, an offline hash)
+``vlm``                   image encoders: dense (MaskCLIP-style) and crop features, CLIP / SigLIP
+``instance_semantics``    mask pooling, multi-scale crops, labels, open-vocabulary queries, maps
 ``point_inputs``          a Scene -> points, IBSp superpoints, sampled 2D features (OVSeg3R 3.1)
 ``checkpoint``            trained 3D segmenter files: save, load
 ``segment3d``             open-vocabulary 3D instances: trained segmenter or lift + superpoints
@@ -28,6 +30,28 @@ _SUBMODULE = {
     "register_text_encoder": "text",
     "unregister_text_encoder": "text",
     "validate_class_names": "text",
+    "IMAGE_ENCODERS": "vlm",
+    "CLIPImageEncoder": "vlm",
+    "CLIPImageEncoderConfig": "vlm",
+    "ImageEncoder": "vlm",
+    "SiglipImageEncoderConfig": "vlm",
+    "get_image_encoder": "vlm",
+    "make_image_encoder": "vlm",
+    "register_image_encoder": "vlm",
+    "unregister_image_encoder": "vlm",
+    "CropConfig": "instance_semantics",
+    "LabelSceneConfig": "instance_semantics",
+    "MaskPoolConfig": "instance_semantics",
+    "class_text_embeddings": "instance_semantics",
+    "crop_boxes": "instance_semantics",
+    "crop_embeddings": "instance_semantics",
+    "instance_embeddings": "instance_semantics",
+    "label_instances": "instance_semantics",
+    "label_scene": "instance_semantics",
+    "mask_pool": "instance_semantics",
+    "query_instances": "instance_semantics",
+    "semantic_maps": "instance_semantics",
+    "semantic_points": "instance_semantics",
     "PointInputs": "point_inputs",
     "PointInputsConfig": "point_inputs",
     "detection_classes": "point_inputs",
