@@ -325,6 +325,7 @@ def segment3d(
     source: str = "auto",
     sam_model: str | None = None,
     text_encoder: str | None = None,
+    vlm: str | None = None,
     out: Path | None = None,
     export: Path | None = None,
     score_threshold: float = 0.1,
@@ -340,7 +341,9 @@ def segment3d(
     auto takes gt when the scene has instance and semantic masks, else oversegment.
     Instance masks, semantic masks (indices into --classes) and the instance table are written
     into the Scene (or --out); --export also writes scene.ply (instance_id and semantic_id
-    fields), scene.glb and viewer.html coloured by instance.
+    fields), scene.glb and viewer.html coloured by instance. --vlm (re)labels the instances with a
+    CLIP/SigLIP model by mask pooling its dense features over all views, for 2D sources that
+    name no classes (oversegment, sam).
 
     Args:
         scene_dir: a Scene folder with geometry.
@@ -349,6 +352,7 @@ def segment3d(
         source: 2D mask source: auto, gt, oversegment or sam.
         sam_model: with --source sam: SAM model folder or hub id.
         text_encoder: hash, clip, or a CLIP/SigLIP folder or hub id (default: the checkpoint's).
+        vlm: CLIP/SigLIP folder or hub id that labels the instances from their pixels.
         out: Scene folder to write (default: SCENE_DIR itself).
         export: also export PLY/GLB/HTML into this folder.
         score_threshold: drop instances scoring below this (trained path).
@@ -366,17 +370,23 @@ def segment3d(
                              mask_options={"model": sam_model} if sam_model else {}, text_encoder=text_encoder,
                              score_threshold=score_threshold, device=device)
     result = run_segment3d(scene, classes.split(","), config)
-    result.scene.save(out or scene_dir)
-    table = result.scene.instances
+    segmented = result.scene
+    if vlm is not None:
+        from sem3r.semantics import label_scene, make_image_encoder
+
+        segmented = label_scene(segmented, result.class_names, make_image_encoder(vlm, device=device))
+    segmented.save(out or scene_dir)
+    table = segmented.instances
     counts = {}
     for label in table.labels:
         counts[label or "unlabelled"] = counts.get(label or "unlabelled", 0) + 1
     summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
     print(f"segment3d: {len(table)} instances ({summary or 'none'}) -> {out or scene_dir}")
     if len(table) and not any(table.labels):
-        print(f"note: the 2D masks of --source {source} carry no class names, so the instances are unlabelled")
+        print(f"note: the 2D masks of --source {source} carry no class names, so the instances are unlabelled; "
+              "--vlm labels them")
     if export is not None:
-        for path in export_scene(result.scene, export, color_by="instance"):
+        for path in export_scene(segmented, export, color_by="instance"):
             print(f"wrote {path}")
 
 

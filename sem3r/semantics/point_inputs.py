@@ -176,11 +176,14 @@ def scene_annotations(scene: Scene, vocabulary: list[str], mask_source: str = "g
 
     Returns:
         ``masks (N, H, W) int32`` and ``classes (N, G) int64`` (see
-        :func:`~sem3r.semantics.point_inputs.detection_classes`).
+        :func:`~sem3r.semantics.point_inputs.detection_classes`). Only the ``gt`` source names its
+        masks (from the Scene's semantic masks); the other sources' masks are unclassified (-1).
     """
     opts = dict(options)
-    if mask_source == "gt":
-        opts.setdefault("seed", seed)
+    if mask_source != "gt":
+        masks = mask_source_masks(scene, mask_source, **opts)
+        return masks, np.full((len(masks), int(masks.max(initial=-1)) + 1), -1, np.int64)
+    opts.setdefault("seed", seed)
     masks = mask_source_masks(scene, mask_source, **opts)
     return masks, detection_classes(scene, masks, vocabulary)
 

@@ -242,3 +242,28 @@ def test_label_scene_end_to_end_with_tiny_clip(syn, tmp_path, tiny_vlm_saver):
     np.testing.assert_array_equal(scene.semantic_masks, before)  # the input scene is not modified
     with pytest.raises(Sem3RError, match="empty"):
         label_scene(scene, [], enc)
+
+
+def test_tiny_clip_pooling_is_the_mask_mean_and_a_query_finds_its_instance(tmp_path, tiny_vlm_saver):
+    transformers = pytest.importorskip("transformers")
+    from sem3r.semantics.vlm import make_image_encoder
+
+    tiny_vlm_saver(transformers, tmp_path)
+    enc = make_image_encoder(str(tmp_path))
+    images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    dense = enc.dense_features(images)                                  # (2, g, g, D) at the patch grid
+    g = dense.shape[1]
+    masks = np.full((2, 16, 16), -1, np.int32)
+    masks[0, :8, :8] = 3                                                # exactly patch-aligned blocks
+    masks[1, 8:, :] = 3
+    masks[0, 8:, 8:] = 5
+    pooled = mask_pool(dense, masks, np.array([3, 5]), MaskPoolConfig(normalize=False))
+    cell = 16 // g
+    cells = [dense[v, y // cell, x // cell] for v, y, x in zip(*np.nonzero(masks == 3))]
+    np.testing.assert_allclose(pooled[0], np.mean(cells, axis=0), atol=1e-5)
+    # a query ranks first the instance whose embedding is the query's own text embedding
+    query = enc.text_features(["the red chair"])[0]
+    others = _unit(np.random.default_rng(1).normal(size=(3, enc.dim)))
+    embeddings = np.concatenate([others[:2], query[None], others[2:]])
+    ranked = query_instances(embeddings, "the red chair", enc, np.array([10, 11, 12, 13]))
+    assert ranked[0][0] == 12 and ranked[0][1] == pytest.approx(1.0, abs=1e-5)

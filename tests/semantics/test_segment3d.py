@@ -127,3 +127,20 @@ def test_masks_stay_in_the_views_of_their_seed(syn):
     expected = covisible[:, sp]
     assert sorted(row.tobytes() for row in kept) == sorted(row.tobytes() for row in expected)
     assert not covisible.all()                                      # the restriction does cut something
+
+
+def test_cli_segment3d_labels_unnamed_masks_with_a_vlm(tmp_path, syn, tiny_vlm_saver):
+    transformers = pytest.importorskip("transformers")
+    from sem3r.scene import Scene
+
+    tiny_vlm_saver(transformers, tmp_path / "clip")
+    scene_dir = syn.scene.save(tmp_path / "scene")
+    assert main(["segment3d", str(scene_dir), "--classes", "chair,table", "--source", "oversegment",
+                 "--out", str(tmp_path / "plain")]) == 0
+    assert not any(Scene.load(tmp_path / "plain").instances.labels)          # oversegments carry no class
+    assert main(["segment3d", str(scene_dir), "--classes", "chair,table", "--source", "oversegment",
+                 "--vlm", str(tmp_path / "clip"), "--out", str(tmp_path / "named")]) == 0
+    named = Scene.load(tmp_path / "named")
+    assert len(named.instances) and set(named.instances.labels) <= {"chair", "table"} and all(named.instances.labels)
+    labelled = named.instance_masks >= 0
+    assert (named.semantic_masks[labelled] >= 0).all()
