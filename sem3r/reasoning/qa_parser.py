@@ -39,7 +39,10 @@ def _clean(text: str) -> str:
     t = str(text).strip().lower().replace("(s)", "s").replace("_", " ")
     t = re.sub(r"^measuring from the closest point of each object,?\s*", "", t)
     t = re.sub(r"\s*\((?:length, width,? (?:or|and) height|in [a-z ]+)\)", "", t)
-    t = t.split("?")[0]
+    t, _, tail = t.partition("?")
+    tail = tail.strip(" .!")
+    if tail and t.startswith("which"):  # options after the question mark: "which is closest to the tv? chair, lamp"
+        t = f"{t.rstrip()}: {tail}"
     t = re.sub(r",?\s*measured in [a-z ]+$", "", t)
     t = re.sub(r"\s+in (?:square )?(?:meters|metres|centimeters|centimetres)$", "", t.strip(" .!"))
     return " ".join(t.split())

@@ -22,6 +22,8 @@ CASES = [
      Query("room_size")),
     ("Which of these objects is closest to the tv: chair, lamp or door?",
      Query("rel_distance", ("tv",), choices=("chair", "lamp", "door"))),
+    ("Which is closest to the tv? chair, lamp or door.",
+     Query("rel_distance", ("tv",), choices=("chair", "lamp", "door"))),
     (("Measuring from the closest point of each object, which of these objects (chair, lamp, trash bin) is the closest "
      "to the tv?"), Query("rel_distance", ("tv",), choices=("chair", "lamp", "trash_bin"))),
     ("If I am standing by the sofa and facing the tv, is the door to my left, right, or back?",
