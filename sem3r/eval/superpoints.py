@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from sem3r.errors import Sem3RError
+from sem3r.geometry.voxels import group_majority
 
 
 def superpoint_metrics(superpoints: np.ndarray, gt_instance: np.ndarray, edges: np.ndarray | None = None,
@@ -141,17 +142,11 @@ def _labels(superpoints: np.ndarray, gt_instance: np.ndarray) -> tuple[np.ndarra
 
 def _majority(group: np.ndarray, labels: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Majority label of each group ``0 .. G-1`` (ties: the smallest) and its count."""
-    if not len(group):
-        return np.zeros(num_groups, np.int64), np.zeros(num_groups, np.int64)
-    label_ids, label_index = np.unique(labels, return_inverse=True)
-    pair, count = np.unique(group * len(label_ids) + label_index, return_counts=True)
-    pair_group, pair_label = np.divmod(pair, len(label_ids))
-    order = np.lexsort((pair_label, -count, pair_group))  # per group: most points, then smallest label
-    first = order[np.r_[True, pair_group[order][1:] != pair_group[order][:-1]]]
+    groups, winner, winner_count, _ = group_majority(group, labels)
     majority = np.zeros(num_groups, np.int64)
     majority_count = np.zeros(num_groups, np.int64)
-    majority[pair_group[first]] = label_ids[pair_label[first]]
-    majority_count[pair_group[first]] = count[first]
+    majority[groups] = winner
+    majority_count[groups] = winner_count
     return majority, majority_count
 
 

@@ -33,6 +33,7 @@ _SUBMODULE = {
     "rotation_angle": "transforms",
     "umeyama": "transforms",
     "VoxelGrid": "voxels",
+    "group_majority": "voxels",
     "pack_voxel_keys": "voxels",
     "unpack_voxel_keys": "voxels",
     "voxel_downsample": "voxels",

@@ -68,7 +68,7 @@ class VoxelGrid:
     voxel_size: float
 
     @classmethod
-    def from_points(cls, points: np.ndarray, voxel_size: float) -> "VoxelGrid":
+    def from_points(cls, points: np.ndarray, voxel_size: float) -> VoxelGrid:
         """Group ``points (N, 3)`` into voxels of ``voxel_size`` (grid anchored at the origin)."""
         keys, inverse, counts = np.unique(voxel_keys(points, voxel_size), return_inverse=True, return_counts=True)
         return cls(keys=keys, inverse=inverse.reshape(-1), counts=counts, voxel_size=float(voxel_size))
@@ -98,15 +98,41 @@ class VoxelGrid:
         labels = np.asarray(labels, dtype=np.int64)
         valid = labels != ignore
         out = np.full(len(self.keys), ignore, dtype=np.int64)
-        if not valid.any():
-            return out
-        pair = np.stack([self.inverse[valid], labels[valid]], axis=1)
-        uniq, cnt = np.unique(pair, axis=0, return_counts=True)
-        order = np.lexsort((-cnt, uniq[:, 0]))
-        uniq = uniq[order]
-        first = np.r_[True, uniq[1:, 0] != uniq[:-1, 0]]
-        out[uniq[first, 0]] = uniq[first, 1]
+        voxels, winner, _, _ = group_majority(self.inverse[valid], labels[valid])
+        out[voxels] = winner
         return out
+
+
+def group_majority(group: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The most frequent label of every group (ties: the smallest label).
+
+    Args:
+        group: ``(K,) int`` group of each entry (any integers, e.g. voxel slots or instance ids).
+        labels: ``(K,) int`` label of each entry.
+
+    Returns:
+        ``groups (G,) int64`` the distinct groups in ascending order, ``winner (G,) int64`` their
+        majority labels, ``winner_count (G,) int64`` how many entries carry it and ``total (G,)
+        int64`` the entries of each group.
+
+    Example:
+        >>> g, w, c, t = group_majority(np.array([7, 7, 7, 2, 2]), np.array([1, 5, 5, 3, 0]))
+        >>> g.tolist(), w.tolist(), c.tolist(), t.tolist()
+        ([2, 7], [0, 5], [1, 2], [2, 3])
+    """
+    group = np.asarray(group, np.int64).reshape(-1)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    if not len(group):
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    label_ids, label_index = np.unique(labels, return_inverse=True)
+    groups, group_index = np.unique(group, return_inverse=True)
+    key, count = np.unique(group_index.reshape(-1) * len(label_ids) + label_index.reshape(-1), return_counts=True)
+    key_group, key_label = np.divmod(key, len(label_ids))
+    order = np.lexsort((key_label, -count, key_group))  # per group: most entries, then the smallest label
+    first = order[np.r_[True, key_group[order][1:] != key_group[order][:-1]]]
+    total = np.bincount(key_group, weights=count, minlength=len(groups)).astype(np.int64)
+    return groups, label_ids[key_label[first]], count[first].astype(np.int64), total
 
 
 def voxel_downsample(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, VoxelGrid]:

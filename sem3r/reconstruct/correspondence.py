@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from sem3r.errors import Sem3RError
 from sem3r.geometry.camera import project, transform_points
-from sem3r.geometry.voxels import VoxelGrid
+from sem3r.geometry.voxels import VoxelGrid, group_majority
 from sem3r.scene import Scene
 
 NOT_VISIBLE = -2
@@ -166,7 +166,7 @@ class Correspondence:
         labels = masks.reshape(-1)[flat].astype(np.int64)
         out = np.full((self.num_views, self.num_points), -1, np.int32)
         group = views * self.num_points + pts
-        winner_group, winner_label = _majority(group, labels)
+        winner_group, winner_label, _, _ = group_majority(group, labels)
         out.reshape(-1)[winner_group] = winner_label
         return out
 
@@ -186,7 +186,7 @@ class Correspondence:
         labels = masks.reshape(-1)[flat].astype(np.int64)
         keep = labels >= 0
         out = np.full(self.num_points, -1, np.int32)
-        winner, label = _majority(pts[keep], labels[keep])
+        winner, label, _, _ = group_majority(pts[keep], labels[keep])
         out[winner] = label
         return out
 
@@ -318,25 +318,6 @@ class Correspondence:
         if not np.issubdtype(maps.dtype, np.integer):
             raise Sem3RError(f"{name} must hold integer ids, got {maps.dtype}")
         return maps
-
-
-def _majority(group: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Most frequent label per group (ties: the smallest label).
-
-    Args:
-        group: ``(K,) int64`` group of each entry.
-        labels: ``(K,) int64`` label of each entry.
-
-    Returns:
-        ``groups (G,)`` present and ``winner (G,)`` their majority labels.
-    """
-    if not len(group):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pairs, counts = np.unique(np.stack([group, labels], 1), axis=0, return_counts=True)
-    order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
-    pairs = pairs[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    return pairs[first, 0], pairs[first, 1]
 
 
 def build_correspondence(scene: Scene, config: CorrespondenceConfig | None = None) -> Correspondence:

@@ -29,6 +29,7 @@ from sem3r.config import dataclass_from_dict
 from sem3r.errors import Sem3RError
 from sem3r.geometry.camera import camera_centers
 from sem3r.geometry.normals import estimate_normals
+from sem3r.geometry.voxels import group_majority
 from sem3r.instances.mask_sources import view_masks as mask_source_masks
 from sem3r.reconstruct.correspondence import (
     Correspondence,
@@ -148,18 +149,10 @@ def detection_classes(scene: Scene, view_masks: np.ndarray, vocabulary: Sequence
         return out
     lookup = {name: i for i, name in enumerate(vocabulary)}
     to_vocab = np.array([lookup.get(name, -1) for name in scene.class_names] + [-1], np.int64)
-    for v in range(len(view_masks)):
-        ids = view_masks[v].reshape(-1)
-        sem = scene.semantic_masks[v].reshape(-1)
-        keep = (ids >= 0) & (sem >= 0)
-        if not keep.any():
-            continue
-        pairs, counts = np.unique(np.stack([ids[keep], sem[keep]], 1), axis=0, return_counts=True)
-        order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
-        pairs = pairs[order]
-        first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-        sem_ids = np.minimum(pairs[first, 1], len(scene.class_names))
-        out[v, pairs[first, 0]] = to_vocab[sem_ids]
+    views = np.broadcast_to(np.arange(len(view_masks))[:, None, None], view_masks.shape)
+    keep = (view_masks >= 0) & (scene.semantic_masks >= 0)
+    groups, winner, _, _ = group_majority(views[keep] * num + view_masks[keep], scene.semantic_masks[keep])
+    out.reshape(-1)[groups] = to_vocab[np.minimum(winner, len(scene.class_names))]
     return out
 
 

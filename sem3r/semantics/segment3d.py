@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from sem3r.errors import Sem3RError
+from sem3r.geometry.voxels import group_majority
 from sem3r.instances.lifting import LiftConfig, lift_masks
 from sem3r.scene import InstanceTable, Scene
 from sem3r.semantics.checkpoint import load_segmenter
@@ -141,13 +142,10 @@ def farthest_point_sampling(points: np.ndarray, count: int) -> np.ndarray:
 
 def _superpoint_majority(superpoints: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Each point takes its superpoint's majority label (-1 counts as a label; ties: smallest)."""
-    pairs, counts = np.unique(np.stack([superpoints, labels.astype(np.int64)], 1), axis=0, return_counts=True)
-    order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
-    pairs = pairs[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    winner = np.full(int(superpoints.max()) + 1, -1, np.int64)
-    winner[pairs[first, 0]] = pairs[first, 1]
-    return winner[superpoints]
+    groups, winner, _, _ = group_majority(superpoints, labels)
+    table = np.full(int(superpoints.max()) + 1, -1, np.int64)
+    table[groups] = winner
+    return table[superpoints]
 
 
 def _mask_nms(masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -215,16 +213,11 @@ def _lift(scene: Scene, inputs: PointInputs, view_masks: np.ndarray, view_classe
     cls = pixel_class[labelled]
     classes = np.full(len(ids), -1, np.int64)
     scores = np.zeros(len(ids), np.float32)
-    if len(inst):
-        pairs, counts = np.unique(np.stack([inst, cls], 1), axis=0, return_counts=True)
-        total = np.bincount(pairs[:, 0], weights=counts)
-        order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
-        pairs, counts = pairs[order], counts[order]
-        first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-        row = np.searchsorted(ids, pairs[first, 0])
-        hit = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == pairs[first, 0])
-        classes[row[hit]] = pairs[first, 1][hit]
-        scores[row[hit]] = (counts[first] / total[pairs[first, 0]])[hit]
+    groups, winner, winner_count, total = group_majority(inst, cls)
+    row = np.searchsorted(ids, groups)
+    hit = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == groups)
+    classes[row[hit]] = winner[hit]
+    scores[row[hit]] = (winner_count / np.maximum(total, 1))[hit]
     classes, scores = classes[real], scores[real]
     keep = masks.sum(1) >= config.min_points
     masks, classes, scores = masks[keep], classes[keep], scores[keep]

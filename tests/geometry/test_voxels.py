@@ -72,3 +72,13 @@ def test_voxel_downsample():
     assert down.dtype == np.float32 and down.shape == (2, 3)
     np.testing.assert_allclose(np.sort(down[:, 0]), [0.01, 1.0], rtol=1e-6)
     assert grid.voxel_size == 0.5
+
+
+def test_group_majority_hand_computed():
+    from sem3r.geometry.voxels import group_majority
+
+    groups, winner, count, total = group_majority(np.array([5, 5, 5, -1, -1, 9]), np.array([2, 3, 3, 4, 1, -1]))
+    assert groups.tolist() == [-1, 5, 9]
+    assert winner.tolist() == [1, 3, -1]          # group -1 ties 4 and 1: the smaller label wins
+    assert count.tolist() == [1, 2, 1] and total.tolist() == [2, 3, 1]
+    assert all(len(x) == 0 for x in group_majority(np.zeros(0, int), np.zeros(0, int)))
