@@ -30,7 +30,7 @@ import argparse
 import time
 
 import numpy as np
-from common import size_arg
+from common import size_arg, timed
 
 from sem3r.data.synthetic import SynthConfig, generate_scene
 from sem3r.eval.tracking import tracking_metrics
@@ -45,16 +45,6 @@ def category_features(semantic: np.ndarray, num_classes: int, dim: int, noise: f
     feats = basis[semantic].astype(np.float32)
     feats += (noise * rng.standard_normal(size=feats.shape, dtype=np.float32))
     return feats
-
-
-def timed(fn, repeats: int) -> tuple[float, np.ndarray]:
-    """Median wall time of ``repeats`` calls of ``fn`` and its last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
 
 
 def first_call_cost() -> tuple[float, float]:

@@ -40,7 +40,7 @@ import tempfile
 import time
 
 import numpy as np
-from common import size_arg
+from common import size_arg, timed
 
 from sem3r.data.synthetic import WALL_FLAT_CATEGORIES, SynthConfig, generate_scene
 from sem3r.eval.superpoints import instance_recovery, superpoint_metrics
@@ -68,16 +68,6 @@ start = time.perf_counter(); compute_superpoints(pts, viewpoints=np.zeros(3)); w
 print(cold, warm)
 """
 
-
-
-def timed(fn, repeats: int):
-    """Median wall time of ``repeats`` calls of ``fn`` and its last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
 
 
 def first_call_cost(empty_cache: bool) -> tuple[float, float]:
