@@ -27,8 +27,6 @@ import torch.nn.functional as F
 
 from sem3r.config import dataclass_from_dict
 from sem3r.errors import Sem3RError
-from sem3r.geometry.camera import camera_centers
-from sem3r.geometry.normals import estimate_normals
 from sem3r.geometry.voxels import group_majority
 from sem3r.instances.mask_sources import view_masks as mask_source_masks
 from sem3r.reconstruct.correspondence import (
@@ -50,14 +48,12 @@ class PointInputsConfig:
         ibsp: cut superpoint-graph edges across 2D instance boundaries (OVSeg3R IBSp); ``False``
             gives geometric-only superpoints.
         feature_stride: the 2D feature maps have ``1 / feature_stride`` of the image resolution.
-        normal_k: neighbours of the PCA normals fed to the model.
     """
 
     correspondence: CorrespondenceConfig = field(default_factory=lambda: CorrespondenceConfig(voxel_size=0.04))
     superpoints: SuperpointConfig = field(default_factory=SuperpointConfig)
     ibsp: bool = True
     feature_stride: int = 4
-    normal_k: int = 16
 
     def validate(self) -> None:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
@@ -65,8 +61,6 @@ class PointInputsConfig:
         self.superpoints.validate()
         if self.feature_stride < 1:
             raise Sem3RError(f"feature_stride must be at least 1, got {self.feature_stride}")
-        if self.normal_k < 3:
-            raise Sem3RError(f"normal_k must be at least 3, got {self.normal_k}")
 
     @classmethod
     def from_dict(cls, doc) -> PointInputsConfig:
@@ -81,7 +75,8 @@ class PointInputs:
     Attributes:
         correspondence: the 2D-3D record of the points.
         colors: ``(P, 3) float32`` in ``[0, 1]``.
-        normals: ``(P, 3) float32`` unit normals oriented toward the point's camera.
+        normals: ``(P, 3) float32`` unit normals oriented toward the point's camera (the
+            superpoint graph's own PCA normals, ``superpoints.normal_k`` neighbours).
         features: ``(P, D) float32`` sampled 2D features (text embeddings of the 2D classes).
         superpoints: ``(P,) int64`` superpoint ids ``0..S-1``.
         view_labels: ``(N, P) int32`` view-wise 3D annotations: each view's 2D instance id of the
@@ -233,18 +228,19 @@ def prepare_point_inputs(scene: Scene, view_masks: np.ndarray, view_classes: np.
     if view_masks.shape != (scene.num_views, scene.height, scene.width):
         raise Sem3RError(f"2D masks must have shape {(scene.num_views, scene.height, scene.width)}, got {view_masks.shape}")
     corr = build_correspondence(scene, config.correspondence)
-    if corr.num_points < config.normal_k:
-        raise Sem3RError(f"the scene has {corr.num_points} reconstructed points; at least {config.normal_k} are needed")
-    centres = camera_centers(scene.cam_from_world)[corr.view]
-    normals = estimate_normals(corr.points, k=config.normal_k, viewpoints=centres).astype(np.float32)
-    superpoints = scene_superpoints(corr, config.superpoints, view_masks=view_masks if config.ibsp else None)
+    if corr.num_points < config.superpoints.normal_k:
+        raise Sem3RError(f"the scene has {corr.num_points} reconstructed points; "
+                         f"at least {config.superpoints.normal_k} are needed")
+    view_labels = corr.lift_view_masks(view_masks)
+    superpoints, normals = scene_superpoints(corr, config.superpoints, view_masks=view_masks if config.ibsp else None,
+                                             return_normals=True, lifted=view_labels)
     maps = detection_feature_maps(view_masks, view_classes, text, config.feature_stride)
     return PointInputs(
         correspondence=corr,
         colors=corr.colors.astype(np.float32) / 255.0,
-        normals=normals,
+        normals=normals.astype(np.float32),
         features=corr.sample(maps).numpy(),
         superpoints=np.asarray(superpoints, np.int64),
-        view_labels=corr.lift_view_masks(view_masks),
+        view_labels=view_labels,
         view_classes=np.asarray(view_classes, np.int64),
     )

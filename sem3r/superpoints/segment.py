@@ -154,7 +154,8 @@ def compute_superpoints(points: np.ndarray, config: SuperpointConfig | None = No
 
 
 def scene_superpoints(corr: Correspondence, config: SuperpointConfig | None = None,
-                      view_masks: np.ndarray | None = None) -> np.ndarray:
+                      view_masks: np.ndarray | None = None, return_normals: bool = False,
+                      lifted: np.ndarray | None = None):
     """Superpoints of a reconstructed scene's points, IBSp-constrained when 2D masks are given.
 
     The KNN graph and the PCA normals come from one query over ``corr.points``; each normal is
@@ -168,9 +169,12 @@ def scene_superpoints(corr: Correspondence, config: SuperpointConfig | None = No
         config: graph and segmentation settings (default :class:`SuperpointConfig`).
         view_masks: ``(N, H, W) int`` per-view 2D instance ids of ``corr``'s views (-1 = unlabelled;
             ids need not agree across views), or ``None`` for geometric superpoints.
+        return_normals: also return the oriented PCA normals the weights were computed from.
+        lifted: ``corr.lift_view_masks(view_masks)`` when the caller has it already.
 
     Returns:
-        ``(M,) int64`` superpoint ids ``0 .. S-1``.
+        ``(M,) int64`` superpoint ids ``0 .. S-1``; with ``return_normals`` also the ``(M, 3)
+        float64`` unit normals.
 
     Raises:
         Sem3RError: masks that do not match the views, an invalid config, fewer than 3 points.
@@ -186,13 +190,15 @@ def scene_superpoints(corr: Correspondence, config: SuperpointConfig | None = No
     """
     config = config or SuperpointConfig()
     config.validate()
-    lifted = None if view_masks is None else corr.lift_view_masks(view_masks)  # checks the masks first
+    if view_masks is not None and lifted is None:
+        lifted = corr.lift_view_masks(view_masks)  # checks the masks first
     pts = corr.points.astype(np.float64)
     view = camera_centers(corr.cam_from_world)[corr.view]
     edges, normals = _knn_graph(pts, config, view, want_edges=True, want_normals=True)
     keep = None if view_masks is None else instance_boundary_cut(corr, edges, view_masks, lifted=lifted,
                                                                  views=config.ibsp_views)
-    return compute_superpoints(pts, config, normals=normals, edges=edges, keep=keep)
+    ids = compute_superpoints(pts, config, normals=normals, edges=edges, keep=keep)
+    return (ids, normals) if return_normals else ids
 
 
 def mesh_superpoints(vertices: np.ndarray, faces: np.ndarray, config: SuperpointConfig | None = None,

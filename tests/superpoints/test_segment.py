@@ -220,3 +220,18 @@ def test_tiny_inputs():
     assert compute_superpoints(np.zeros((1, 3)), normals=np.array([[0.0, 0, 1]])).tolist() == [0]
     pts = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
     assert compute_superpoints(pts, SuperpointConfig(min_size=1), viewpoints=np.array([0, 0, 1.0])).tolist() == [0, 0, 0]
+
+
+def test_scene_superpoints_return_the_normals_they_weighted_with():
+    from sem3r.geometry.normals import estimate_normals
+
+    scene = generate_scene(SynthConfig(seed=0, num_views=2, height=48, width=64, num_points=0)).scene
+    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=0.05))
+    config = SuperpointConfig()
+    ids, normals = scene_superpoints(corr, config, return_normals=True)
+    assert np.array_equal(ids, scene_superpoints(corr, config))
+    expected = estimate_normals(corr.points.astype(np.float64), k=config.normal_k,
+                                viewpoints=camera_centers(corr.cam_from_world)[corr.view])
+    # the same PCA normals, oriented toward the camera that reconstructed each point
+    assert np.mean(np.abs(np.einsum("ij,ij->i", normals, expected)) > 0.999) > 0.99
+    assert (np.einsum("ij,ij->i", normals, expected) > 0).mean() > 0.99
