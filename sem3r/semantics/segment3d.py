@@ -228,11 +228,12 @@ def _lift(scene: Scene, inputs: PointInputs, view_masks: np.ndarray, view_classe
 def _write_scene(scene: Scene, inputs: PointInputs, masks: np.ndarray, classes: np.ndarray, scores: np.ndarray,
                  class_names: list[str]) -> tuple[Scene, np.ndarray]:
     """Non-overlapping per-point instances (best score wins) written into a copy of the Scene."""
-    point_instances = np.full(inputs.correspondence.num_points, -1, np.int32)
-    for k in range(len(masks) - 1, -1, -1):        # masks are sorted best first: the best writes last
-        point_instances[masks[k]] = k
-    point_classes = np.where(point_instances >= 0, classes[np.maximum(point_instances, 0)], -1) if len(masks) \
-        else np.full_like(point_instances, -1)
+    masks = masks.reshape(len(masks), inputs.correspondence.num_points)
+    covered = masks.any(0)
+    # masks are sorted best first: each point takes the first mask holding it
+    first = masks.argmax(0) if len(masks) else np.zeros(masks.shape[1], np.int64)
+    point_instances = np.where(covered, first, -1).astype(np.int32)
+    point_classes = np.where(covered, np.append(classes, -1)[point_instances], -1)
     corr = inputs.correspondence
     kw = {f.name: getattr(scene, f.name) for f in fields(scene)}
     kw["instance_masks"] = corr.to_pixels(point_instances)
