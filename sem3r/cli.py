@@ -25,6 +25,7 @@ def synth(
     seed: int = 0,
     camera_path: Literal["orbit", "walk", "random_large"] = "orbit",
     resume: bool = True,
+    sensor: Literal["none", "kinect"] = "none",
 ) -> None:
     """Write a dataset of procedural indoor scenes with full ground truth.
 
@@ -41,12 +42,15 @@ def synth(
         seed: seed of the first scene.
         camera_path: camera trajectory: orbit (around the room centre), walk, or random_large (wide baselines).
         resume: skip scenes already complete in the manifest.
+        sensor: degrade the renders like a real RGB-D sensor: kinect (Kinect-v1-like depth noise,
+            quantisation and holes, colour noise, world frame at the first camera; the ground
+            truth stays exact) or none (perfect renders, +z up).
     """
     from sem3r.data.synthetic import SynthConfig, write_dataset
 
     if scenes < 1 or views < 1:
         raise Sem3RError(f"--scenes and --views must be at least 1, got {scenes} and {views}")
-    config = SynthConfig(seed=seed, num_views=views, height=height, width=width, camera_path=camera_path)
+    config = SynthConfig(seed=seed, num_views=views, height=height, width=width, camera_path=camera_path, sensor=sensor)
     manifest = write_dataset(out, scenes, config, resume=resume)
     print(f"wrote {scenes} scenes to {out} (manifest: {manifest})")
 

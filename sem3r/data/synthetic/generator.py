@@ -21,6 +21,7 @@ from sem3r.data.synthetic.categories import CATEGORIES, CATEGORY_SPLITS, CLASS_N
 from sem3r.data.synthetic.layout import RoomLayout, sample_layout
 from sem3r.data.synthetic.mesh import Paint, SceneMesh, build_mesh, sample_surface
 from sem3r.data.synthetic.rasterizer import rasterize
+from sem3r.data.synthetic.sensor import SensorConfig, apply_sensor, resolve_sensor
 from sem3r.errors import Sem3RError
 from sem3r.scene import InstanceTable, PointCloud, Scene
 
@@ -50,6 +51,11 @@ class SynthConfig:
         categories: object categories allowed in the room (``None``: all of ``CATEGORIES``).
         num_points: ``M``, points of the ground-truth cloud sampled on the mesh by area.
         near: near clipping plane of the rasteriser (m).
+        sensor: sensor model applied after rendering: a preset name (``"none"``, ``"kinect"``),
+            a :class:`~sem3r.data.synthetic.sensor.SensorConfig` or a dict of its fields. With
+            ``"none"`` (default) the output is the perfect render, bit-identical to before the
+            field existed, and ``to_dict`` leaves the field out. Other sensors add noise, holes
+            and colour noise and may move the scene to another world frame (see ``sensor.py``).
     """
 
     seed: int = 0
@@ -67,8 +73,11 @@ class SynthConfig:
     categories: tuple[str, ...] | None = None
     num_points: int = 200_000
     near: float = 0.02
+    sensor: str | SensorConfig = "none"
 
     def __post_init__(self) -> None:
+        if isinstance(self.sensor, dict):
+            self.sensor = resolve_sensor(self.sensor)
         self.camera_height = tuple(float(v) for v in self.camera_height)
         self.room_size_min = tuple(float(v) for v in self.room_size_min)
         self.room_size_max = tuple(float(v) for v in self.room_size_max)
@@ -105,10 +114,13 @@ class SynthConfig:
         unknown = sorted(set(self.categories or ()) - set(CATEGORIES))
         if unknown:
             raise Sem3RError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        resolve_sensor(self.sensor)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (tuples become lists)."""
+        """JSON-ready dict (tuples become lists; ``sensor`` only when it is not ``"none"``)."""
         d = asdict(self)
+        if isinstance(self.sensor, str) and self.sensor == "none":
+            del d["sensor"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
@@ -183,7 +195,12 @@ class SyntheticScene:
         mesh: the labelled mesh.
         face_ids: ``(N, H, W) int64`` mesh face seen at each pixel, -1 for none: exact surface
             correspondences between views (not saved to disk).
-        layout: the sampled room (object models, poses, materials).
+        layout: the sampled room (object models, poses, materials), always in the synthetic
+            frame (``+z`` up), also when a sensor moved the scene to another world frame.
+        clean: with a sensor, the perfect render (images, depth, masks, face ids) before the
+            sensor degraded it; ``None`` without one.
+        holes: with a sensor, ``(N, H, W) uint16`` bitmask of why a depth pixel is missing
+            (``sensor.HOLE_CAUSES``); ``None`` without one.
     """
 
     scene: Scene
@@ -192,6 +209,8 @@ class SyntheticScene:
     mesh: SceneMesh
     face_ids: np.ndarray = field(repr=False)
     layout: RoomLayout = field(repr=False)
+    clean: RenderedViews | None = field(default=None, repr=False)
+    holes: np.ndarray | None = field(default=None, repr=False)
 
 
 def instance_table(mesh: SceneMesh, layout: RoomLayout, point_instance_ids: np.ndarray) -> InstanceTable:
@@ -234,12 +253,15 @@ def generate_scene(config: SynthConfig) -> SyntheticScene:
         config: the settings (validated here).
 
     Returns:
-        A :class:`SyntheticScene`.
+        A :class:`SyntheticScene`. With ``config.sensor`` other than ``"none"`` the views are
+        degraded by the sensor after rendering and the scene (cameras, cloud, mesh, instance
+        table) is re-expressed in the sensor's world frame; the masks and the cloud stay exact.
 
     Raises:
         Sem3RError: an invalid config.
     """
     config.validate()
+    sensor = resolve_sensor(config.sensor)
     layout = sample_layout(
         np.random.default_rng([config.seed, _STREAM_LAYOUT]),
         config.room_size_min,
@@ -289,4 +311,7 @@ def generate_scene(config: SynthConfig) -> SyntheticScene:
         image_names=[f"view_{i:04d}" for i in range(config.num_views)],
         metadata=metadata,
     )
-    return SyntheticScene(scene, cloud, paint.normals[face_ids].astype(np.float32), mesh, views.face_ids, layout)
+    syn = SyntheticScene(scene, cloud, paint.normals[face_ids].astype(np.float32), mesh, views.face_ids, layout)
+    if not sensor.is_identity:
+        syn = apply_sensor(syn, paint, sensor, seed=config.seed)
+    return syn
