@@ -12,7 +12,18 @@ Methods (a :class:`~sem3r.registry.Registry`, so a user can plug in another with
 * ``lift``: per-view 2D masks from a source (:mod:`sem3r.instances.mask_sources`: ground truth
   with per-view random ids, a classical over-segmentation, or a SAM-family model) lifted into 3D
   through the reconstruction and merged across views by view consensus
-  (:func:`sem3r.instances.lifting.lift_masks`).
+  (:func:`sem3r.instances.lifting.lift_masks`);
+* ``geometric``: no learned weights and no 2D masks: the room's structure (floor, walls, ceiling)
+  is detected and removed, and the remaining superpoints are grouped into objects across convex or
+  flat joins and split at concave ones (:func:`sem3r.instances.proposals.geometric_proposals`);
+* ``combined``: ``geometric`` with the lifted 2D masks of a source as a second cue (superpoints of
+  one lifted instance merge, flat objects on walls come from the masks); the best method without
+  downloaded weights.
+
+``geometric`` and ``combined`` also write the structure: ``metadata['up']`` (gravity, from the floor
+plane), ``metadata['structure']`` (planes, up source, floor height) and, when the Scene has no
+semantic masks yet, ``semantic_masks`` with the structure classes (floor, wall, ceiling; instance
+id -1 there, as in the synthetic ground truth).
 
 The result is a new Scene (the input is not modified) whose ``instance_masks`` hold ids shared
 across views (-1 unlabelled), with the instance table recomputed from the geometry,
@@ -31,6 +42,8 @@ import numpy as np
 from sem3r.errors import Sem3RError
 from sem3r.instances.clustering import ClusteringConfig, cluster_scene
 from sem3r.instances.lifting import LiftConfig, lift_scene
+from sem3r.instances.proposals import ProposalConfig, geometric_proposals
+from sem3r.instances.structure import STRUCTURE_CLASSES
 from sem3r.registry import Registry
 from sem3r.scene import Scene
 
@@ -76,6 +89,36 @@ class LiftSegmentConfig:
     source: str = "oversegment"
     source_options: dict[str, Any] = field(default_factory=dict)
     lift: LiftConfig = field(default_factory=LiftConfig)
+
+
+@dataclass
+class GeometricSegmentConfig:
+    """Options of the ``geometric`` method (and of ``combined``, which only changes ``source``'s default).
+
+    Attributes:
+        proposals: structure detection, superpoints, joins and filtering
+            (:class:`~sem3r.instances.proposals.ProposalConfig`; ``proposals.structure.up`` overrides up).
+        source: 2D mask source combined with the geometry (``None``: geometry alone).
+        source_options: options of the source's config.
+        lift: lifting and view-consensus merging of the source's masks.
+    """
+
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    source: str | None = None
+    source_options: dict[str, Any] = field(default_factory=dict)
+    lift: LiftConfig = field(default_factory=LiftConfig)
+
+    def validate(self) -> None:
+        """Raise :class:`Sem3RError` naming the first invalid setting."""
+        self.proposals.validate()
+        self.lift.validate()
+
+
+@dataclass
+class CombinedSegmentConfig(GeometricSegmentConfig):
+    """Options of the ``combined`` method: :class:`GeometricSegmentConfig` with ``source="oversegment"``."""
+
+    source: str | None = "oversegment"
 
 
 def with_instance_features(scene: Scene, config: FeatureSegmentConfig) -> Scene:
@@ -127,12 +170,33 @@ def segment_lift(scene: Scene, config: LiftSegmentConfig) -> Scene:
     return _with_masks(scene, lift_scene(scene, config.source, config.lift, **config.source_options))
 
 
-def _with_masks(scene: Scene, masks: np.ndarray) -> Scene:
+def segment_geometric(scene: Scene, config: GeometricSegmentConfig) -> Scene:
+    """The ``geometric`` / ``combined`` methods: structure removed, superpoints grouped into objects."""
+    lifted = None if config.source is None else lift_scene(scene, config.source, config.lift, **config.source_options)
+    proposals = geometric_proposals(scene, config.proposals, lifted)
+    out = _with_masks(scene, proposals.to_pixels(), {k: float(v) for k, v in enumerate(proposals.scores)})
+    structure = proposals.structure
+    if out.semantic_masks is None:
+        out.semantic_masks = proposals.structure_pixels()
+        out.metadata["class_names"] = list(STRUCTURE_CLASSES)
+        out.update_instances()
+    out.metadata["up"] = [float(v) for v in structure.up]
+    out.metadata["structure"] = structure.metadata() | {"proposals": proposals.num_proposals,
+                                                         "flat_objects": int(proposals.flat.sum())}
+    if proposals.num_proposals == 0:
+        out.metadata["structure"]["note"] = ("no object proposals: every reconstructed surface is floor, wall or "
+                                             "ceiling, or too small to be an object")
+    return out
+
+
+def _with_masks(scene: Scene, masks: np.ndarray, scores: dict[int, float] | None = None) -> Scene:
     """A copy of ``scene`` with ``instance_masks = masks (N, H, W) int32`` and a fresh instance table."""
     out = scene.select_views(slice(None))
     out.instance_masks = np.asarray(masks, np.int32)
     out.validate()
     out.update_instances()
+    if scores is not None:
+        out.instances.scores = np.array([scores.get(int(i), 1.0) for i in out.instances.ids], np.float32)
     return out
 
 
@@ -149,13 +213,13 @@ def make_segment_config(method: str, config: Any = None, **options: Any) -> Any:
     return _METHODS.make_config(method, config, **options)
 
 
-def segment(scene: Scene, method: Literal["iggt", "perview", "lift"] | str = "iggt", config: Any = None,
+def segment(scene: Scene, method: Literal["iggt", "perview", "lift", "geometric", "combined"] | str = "iggt", config: Any = None,
             **options: Any) -> Scene:
     """Segment a reconstructed Scene into 3D-consistent instances.
 
     Args:
         scene: views with geometry (``depth`` or ``world_points``); not modified.
-        method: ``iggt``, ``perview``, ``lift`` or a registered method.
+        method: ``iggt``, ``perview``, ``lift``, ``geometric``, ``combined`` or a registered method.
         config: the method's config instance (default: its defaults).
         **options: config fields to override, e.g. ``checkpoint="runs/iggt/model"``.
 
@@ -188,3 +252,5 @@ def segment(scene: Scene, method: Literal["iggt", "perview", "lift"] | str = "ig
 register_method("iggt", segment_iggt, FeatureSegmentConfig)
 register_method("perview", segment_per_view, FeatureSegmentConfig)
 register_method("lift", segment_lift, LiftSegmentConfig)
+register_method("geometric", segment_geometric, GeometricSegmentConfig)
+register_method("combined", segment_geometric, CombinedSegmentConfig)

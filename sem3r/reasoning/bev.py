@@ -51,11 +51,11 @@ from typing import Literal
 import numpy as np
 
 from sem3r.errors import Sem3RError
+from sem3r.instances.structure import camera_mean_up, parse_up
 from sem3r.io import atomic_path
 from sem3r.scene import PointCloud, Scene
 from sem3r.viz.colors import instance_colors
 
-_AXES = {"x": 0, "y": 1, "z": 2}
 _COVERAGE_GRID = 32
 _FLOOR_PERCENTILE = 2.0
 _TOP_PERCENTILE = 99.5
@@ -69,9 +69,12 @@ class BEVConfig:
         resolution: the render is ``resolution x resolution`` pixels (ROSS3D: 432); at least 8.
         up: world up axis: ``"auto"``, an axis name (``"x"``, ``"+y"``, ``"-z"``, ...) or a ``(3,)``
             vector. ``"auto"`` uses, in order: ``metadata['up']`` (or ``metadata['up_axis']``) when
-            present; ``+z`` when ``metadata['source'] == 'synthetic'``; otherwise the mean of the
-            cameras' up directions (the ``-y`` axis of each ``cam_from_world`` rotation, in world
-            coordinates). A bare :class:`PointCloud` has none of these and needs an explicit ``up``.
+            present (``sem3r segment --method geometric`` writes it); ``+z`` for a synthetic room in
+            its own frame; the floor plane's normal (:func:`sem3r.instances.proposals.estimate_structure`)
+            when the scene has geometry; else the mean of the cameras' up directions (the ``-y`` axis
+            of each ``cam_from_world`` rotation, in world coordinates), which is off by the cameras'
+            mean pitch on handheld sequences. A bare :class:`PointCloud` has none of these and needs
+            an explicit ``up``.
         margin: fraction of the ground-plane extent added on every side of the points.
         ceiling_clip: ``"auto"`` (drop a detected ceiling, see the module docstring), a height
             above the floor (scene units) above which points are dropped, or ``None`` (keep all).
@@ -163,23 +166,6 @@ class BEVImage:
         return (points - self.world_from_pixel[:, 2]) @ axes / self.pixel_size**2
 
 
-def _parse_up(up) -> np.ndarray:
-    """A unit ``(3,)`` vector from an axis name (``"z"``, ``"+z"``, ``"-y"``) or a vector."""
-    if isinstance(up, str):
-        name = up.strip().lower()
-        sign = -1.0 if name.startswith("-") else 1.0
-        axis = _AXES.get(name.lstrip("+-"))
-        if axis is None or len(name.lstrip("+-")) != 1 or len(name) > 2:
-            raise Sem3RError(f"unknown up axis '{up}' (expected auto, x, y, z, +x, -y, ... or a 3-vector)")
-        vec = np.zeros(3)
-        vec[axis] = sign
-        return vec
-    vec = np.asarray(up, np.float64)
-    if vec.shape != (3,) or not np.isfinite(vec).all() or np.linalg.norm(vec) < 1e-12:
-        raise Sem3RError(f"up must be a finite non-zero 3-vector, got {vec.tolist()}")
-    return vec / np.linalg.norm(vec)
-
-
 def resolve_up(source: Scene | PointCloud, up="auto") -> np.ndarray:
     """The world up axis of a scene (the ``"auto"`` rule of :class:`BEVConfig`).
 
@@ -195,18 +181,19 @@ def resolve_up(source: Scene | PointCloud, up="auto") -> np.ndarray:
         [0.0, -1.0, 0.0]
     """
     if not (isinstance(up, str) and up == "auto"):
-        return _parse_up(up)
+        return parse_up(up)
     if not isinstance(source, Scene):
         raise Sem3RError("up='auto' needs a Scene (metadata or cameras); pass up explicitly for a point cloud")
     declared = source.metadata.get("up", source.metadata.get("up_axis"))
     if declared is not None:
-        return _parse_up(declared)
-    if source.metadata.get("source") == "synthetic":
+        return parse_up(declared)
+    if source.metadata.get("source") == "synthetic" and source.metadata.get("world_frame", "synthetic") == "synthetic":
         return np.array([0.0, 0.0, 1.0])
-    mean_up = -source.cam_from_world[:, 1, :3].mean(axis=0)
-    if np.linalg.norm(mean_up) < 1e-6:
-        raise Sem3RError("the cameras' up directions cancel out; pass up explicitly")
-    return mean_up / np.linalg.norm(mean_up)
+    if source.depth is not None or source.world_points is not None:
+        from sem3r.instances.proposals import estimate_structure
+
+        return estimate_structure(source).up
+    return camera_mean_up(source.cam_from_world)
 
 
 def _ground_axes(up: np.ndarray, cam_from_world: np.ndarray | None, forward: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +202,7 @@ def _ground_axes(up: np.ndarray, cam_from_world: np.ndarray | None, forward: np.
         rot = cam_from_world[0, :, :3]
         candidates = [rot[2], -rot[1]]
     elif forward is not None:
-        candidates = [_parse_up(forward)]
+        candidates = [parse_up(forward)]
     else:
         candidates = [np.eye(3)[int(np.argmin(np.abs(up)))]]
     for cand in candidates:

@@ -1,0 +1,408 @@
+"""Geometric object proposals: objects from dense geometry alone, optionally combined with lifted 2D masks.
+
+No learned weights. In the spirit of LCCP / CPC (Stein et al. 2014, Schoeler et al. 2015), an indoor
+object is a piece of surface bounded by concave creases or depth gaps, once the room's structure is
+gone:
+
+1. **Points**: the Scene's valid pixels merged per ``voxel_size`` voxel
+   (:func:`~sem3r.reconstruct.correspondence.build_correspondence`); one KNN query gives the graph
+   and the PCA normals, each turned toward the camera that reconstructed the point.
+2. **Structure**: floor, walls and ceiling (:func:`~sem3r.instances.structure.detect_structure`) are
+   removed with the graph edges that touch them.
+3. **Superpoints** of the remaining graph (Felzenszwalb with ScanNet weights,
+   :func:`~sem3r.superpoints.compute_superpoints`): small patches that do not cross sharp creases.
+4. **Joins.** For two adjacent superpoints ``a``, ``b`` with mean normals ``n_a``, ``n_b``, the local
+   offset ``d`` is the mean of ``p_i - p_j`` over the graph edges between them (``i`` in ``a``):
+   the join is *convex* when ``(n_a - n_b) . d / |d| > convex_tolerance`` (LCCP's criterion,
+   evaluated at the boundary rather than between far centroids, so a book near the middle of a
+   table top is still concave against it), and *flat* when the normals differ by less than
+   ``flat_angle`` degrees and ``d`` leaves neither tangent plane by more than ``flat_offset``
+   (a thin object lying on a table is not flat with it).
+5. **Merging**: superpoints joined by convex or flat joins are connected components (objects);
+   concave joins and gaps separate them. With lifted 2D instances (``combined``; any mask source),
+   each superpoint takes its points' majority lifted id: two superpoints with the same id merge
+   even across a concave crease (a chair's seat and back), and two with different ids do not merge
+   across a merely flat join (two same-height boxes side by side). Lifted instances lying on a
+   structure plane (paintings, posters, doors: flat, geometrically invisible) become proposals of
+   their own when they cover at most ``max_flat_fraction`` of that plane and differ from its
+   colour by at least ``min_contrast``.
+6. **Filtering and scores**: proposals with fewer than ``min_points`` points, smaller than
+   ``min_extent`` or larger than ``max_extent`` are dropped, as are thin shells lying on a structure
+   plane (leftover wall noise). A proposal's score is the fraction of its boundary that is a real
+   separation (concave joins, structure, depth gaps rather than an unmerged convex/flat join),
+   times a size term ``min(1, log(points) / log(size_saturation))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from sem3r.errors import Sem3RError
+from sem3r.geometry.camera import camera_centers
+from sem3r.geometry.normals import normals_from_neighbours
+from sem3r.geometry.voxels import group_majority
+from sem3r.instances.structure import Structure, StructureConfig, detect_structure
+from sem3r.reconstruct.correspondence import Correspondence, CorrespondenceConfig, build_correspondence
+from sem3r.scene import Scene
+from sem3r.superpoints.graph import edges_from_neighbours, knn_neighbours
+from sem3r.superpoints.segment import SuperpointConfig, compute_superpoints
+
+
+@dataclass
+class ProposalConfig:
+    """Settings of :func:`geometric_proposals`.
+
+    Attributes:
+        voxel_size: points are merged per voxel of this size (m).
+        k: graph neighbours per point.
+        normal_k: points per PCA normal patch.
+        structure: floor / wall / ceiling detection and the up vector.
+        superpoints: Felzenszwalb settings of the superpoints (``k`` / ``normal_k`` unused here).
+        convex_tolerance: a join is convex when ``(n_a - n_b) . d / |d|`` exceeds this.
+        flat_angle: joins whose normals differ by less than this (degrees) and ...
+        flat_offset: ... whose offset leaves the tangent planes by at most this (m) are flat.
+        min_points: smallest proposal (points, i.e. voxels).
+        min_extent: smallest largest side of a proposal's bounding box (m).
+        max_extent: largest largest side (m); bigger ones are leftover structure.
+        shell_distance: a proposal with ``shell_fraction`` of its points within this distance (m)
+            of a structure plane, and thinner than ``2 * shell_distance`` off it, is structure noise.
+        shell_fraction: see ``shell_distance``.
+        max_flat_fraction: combined mode: a lifted 2D instance on a structure plane becomes a flat
+            object when it covers at most this fraction of the plane's points.
+        min_contrast: combined mode: a flat object's median colour differs from its plane's by at
+            least this (RGB distance, 0-441): a piece of wall cut off by shading is not an object.
+        leg_floor_gap: a component whose lowest point is within this (m) of the floor stands on it.
+        leg_footprint: a standing component under a component whose footprint it has at most this
+            fraction of is a leg of it and joins it (table and chair legs, a lamp's pole: their
+            joins with what they carry are concave or hidden).
+        leg_gap: a leg's top lies within this distance (m) of the bottom of what it carries.
+        min_mask_agreement: combined mode: a superpoint takes a lifted id when at least this
+            fraction of its points carry it.
+        size_saturation: points at which the size term of the score reaches 1.
+    """
+
+    voxel_size: float = 0.02
+    k: int = 10
+    normal_k: int = 16
+    structure: StructureConfig = field(default_factory=StructureConfig)
+    superpoints: SuperpointConfig = field(default_factory=lambda: SuperpointConfig(kthresh=0.01, min_size=10))
+    convex_tolerance: float = 0.05
+    flat_angle: float = 15.0
+    flat_offset: float = 0.01
+    min_points: int = 40
+    min_extent: float = 0.06
+    max_extent: float = 4.0
+    shell_distance: float = 0.05
+    shell_fraction: float = 0.8
+    max_flat_fraction: float = 0.3
+    min_contrast: float = 30.0
+    leg_floor_gap: float = 0.05
+    leg_footprint: float = 0.25
+    leg_gap: float = 0.05
+    min_mask_agreement: float = 0.5
+    size_saturation: float = 2000.0
+
+    def validate(self) -> None:
+        """Raise :class:`Sem3RError` naming the first invalid setting."""
+        if not self.voxel_size > 0:
+            raise Sem3RError(f"proposal voxel_size must be positive, got {self.voxel_size}")
+        if self.k < 1 or self.normal_k < 3:
+            raise Sem3RError("proposal k must be >= 1 and normal_k >= 3")
+        if not 0 < self.flat_angle < 90:
+            raise Sem3RError(f"proposal flat_angle must be in (0, 90) degrees, got {self.flat_angle}")
+        if self.min_points < 1 or not 0 <= self.min_extent < self.max_extent:
+            raise Sem3RError("proposal min_points must be positive and 0 <= min_extent < max_extent")
+        for name in ("shell_fraction", "max_flat_fraction", "min_mask_agreement"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise Sem3RError(f"proposal {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.size_saturation <= 1:
+            raise Sem3RError(f"proposal size_saturation must exceed 1, got {self.size_saturation}")
+        self.structure.validate()
+        self.superpoints.validate()
+
+
+@dataclass
+class Proposals:
+    """Object proposals over the ``M`` points of a correspondence record.
+
+    Attributes:
+        correspondence: the points (voxel-merged pixels) and their pixels.
+        normals: ``(M, 3) float64`` unit normals, turned toward the cameras.
+        structure: floor / walls / ceiling labels of the points and the up vector.
+        superpoints: ``(M,) int64`` superpoint of each object point, -1 on structure.
+        point_instances: ``(M,) int32`` proposal of each point (row of ``scores``), -1 for none.
+        scores: ``(K,) float32`` confidence of each proposal in ``[0, 1]``.
+        flat: ``(K,) bool`` the proposal is a flat object on a structure plane (combined mode).
+    """
+
+    correspondence: Correspondence
+    normals: np.ndarray
+    structure: Structure
+    superpoints: np.ndarray
+    point_instances: np.ndarray
+    scores: np.ndarray
+    flat: np.ndarray
+
+    @property
+    def num_proposals(self) -> int:
+        """``K``."""
+        return len(self.scores)
+
+    def masks(self) -> np.ndarray:
+        """``(K, M) bool`` one row per proposal."""
+        return self.point_instances[None] == np.arange(self.num_proposals)[:, None]
+
+    def to_pixels(self) -> np.ndarray:
+        """``(N, H, W) int32`` proposal id of every pixel (-1: none, no geometry, structure)."""
+        return self.correspondence.to_pixels(self.point_instances).astype(np.int32)
+
+    def structure_pixels(self) -> np.ndarray:
+        """``(N, H, W) int32`` structure class of every pixel (index into ``STRUCTURE_CLASSES``, -1 none)."""
+        return self.correspondence.to_pixels(self.structure.labels.astype(np.int32)).astype(np.int32)
+
+
+def point_graph(corr: Correspondence, k: int, normal_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Undirected KNN edges ``(E, 2) int64`` and PCA normals ``(M, 3) float64`` (turned toward each
+    point's camera) of a correspondence record's points, from one KNN query."""
+    pts = corr.points.astype(np.float64)
+    if len(pts) < max(3, normal_k):
+        raise Sem3RError(f"the scene has {len(pts)} reconstructed points; at least {max(3, normal_k)} are needed")
+    _, neighbours = knn_neighbours(pts, max(k + 1, normal_k) - 1)
+    edges = edges_from_neighbours(neighbours[:, : k + 1])
+    normals = normals_from_neighbours(pts, neighbours[:, :normal_k], camera_centers(corr.cam_from_world)[corr.view])
+    return edges, normals
+
+
+def estimate_structure(scene: Scene, config: ProposalConfig | None = None, voxel_size: float = 0.05) -> Structure:
+    """Floor, walls, ceiling and up of a Scene's geometry, on ``voxel_size`` voxels (a quick pass for up).
+
+    Example:
+        >>> from sem3r.data.synthetic import SynthConfig, generate_scene
+        >>> scene = generate_scene(SynthConfig(seed=0, num_views=2, height=96, width=128, num_points=0)).scene
+        >>> estimate_structure(scene).up.round(3).tolist()
+        [0.0, 0.0, 1.0]
+    """
+    config = config or ProposalConfig()
+    config.validate()
+    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=voxel_size))
+    _, normals = point_graph(corr, config.k, config.normal_k)
+    return detect_structure(corr.points.astype(np.float64), normals, scene.cam_from_world, config.structure)
+
+
+def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
+                        lifted: np.ndarray | None = None) -> Proposals:
+    """Object proposals of a reconstructed Scene (see the module docstring).
+
+    Args:
+        scene: views with geometry (depth or world points) and cameras.
+        config: see :class:`ProposalConfig`.
+        lifted: ``(N, H, W) int`` instance ids shared across views (e.g.
+            :func:`~sem3r.instances.lifting.lift_masks` of any 2D mask source), -1 unlabelled, for
+            the combined mode; ``None`` for geometry alone.
+
+    Returns:
+        :class:`Proposals` (zero proposals when everything is structure).
+
+    Raises:
+        Sem3RError: a Scene without (enough) valid geometry, NaN geometry, masks of the wrong shape.
+
+    Example:
+        >>> from sem3r.data.synthetic import SynthConfig, generate_scene
+        >>> scene = generate_scene(SynthConfig(seed=0, num_views=2, height=96, width=128, num_points=0)).scene
+        >>> props = geometric_proposals(scene)
+        >>> props.structure.up_source, props.num_proposals > 0
+        ('floor', True)
+    """
+    config = config or ProposalConfig()
+    config.validate()
+    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.voxel_size))
+    edges, normals = point_graph(corr, config.k, config.normal_k)
+    pts = corr.points.astype(np.float64)
+    structure = detect_structure(pts, normals, scene.cam_from_world, config.structure)
+    point_ids = None
+    if lifted is not None:
+        lifted = np.asarray(lifted)
+        if lifted.shape != corr.point_of_pixel.shape:
+            raise Sem3RError(f"lifted masks must have shape {corr.point_of_pixel.shape}, got {lifted.shape}")
+        point_ids = corr.point_labels(lifted.astype(np.int64))
+    sp_ids = _object_superpoints(pts, normals, edges, structure, config)
+    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config)
+    flat = np.zeros(len(scores), bool)
+    if point_ids is not None:
+        instances, scores, flat = _add_flat_objects(pts, corr.colors, structure, point_ids, instances, scores, config)
+    return Proposals(corr, normals, structure, sp_ids, instances, scores, flat)
+
+
+def _object_superpoints(pts: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,
+                        config: ProposalConfig) -> np.ndarray:
+    """``(M,)`` superpoint ids of the non-structure points (-1 on structure)."""
+    obj = ~structure.is_structure
+    out = np.full(len(pts), -1, np.int64)
+    if not obj.any():
+        return out
+    local = np.cumsum(obj) - 1
+    inner = edges[obj[edges[:, 0]] & obj[edges[:, 1]]]
+    out[obj] = compute_superpoints(pts[obj], config.superpoints, normals=normals[obj], edges=local[inner])
+    return out
+
+
+def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config: ProposalConfig):
+    """Superpoints merged into proposals; returns ``(M,) int32`` proposal ids and ``(K,)`` scores."""
+    count = int(sp_ids.max()) + 1
+    if count == 0:
+        return np.full(len(pts), -1, np.int32), np.zeros(0, np.float32)
+    obj = sp_ids >= 0
+    mean_n = np.zeros((count, 3))
+    np.add.at(mean_n, sp_ids[obj], normals[obj])
+    mean_n /= np.maximum(np.linalg.norm(mean_n, axis=1, keepdims=True), 1e-12)
+
+    a, b = sp_ids[edges[:, 0]], sp_ids[edges[:, 1]]
+    cross = (a >= 0) & (b >= 0) & (a != b)
+    ea, eb = a[cross], b[cross]
+    diff = pts[edges[cross, 0]] - pts[edges[cross, 1]]
+    swap = ea > eb  # orient every boundary edge from the smaller superpoint id
+    ea, eb = np.where(swap, eb, ea), np.where(swap, ea, eb)
+    diff[swap] *= -1
+    pairs, inverse, n_edges = np.unique(ea * count + eb, return_inverse=True, return_counts=True)
+    pa, pb = pairs // count, pairs % count
+    d = np.zeros((len(pairs), 3))
+    np.add.at(d, inverse, diff)
+    d /= n_edges[:, None]
+    dist = np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+    na, nb = mean_n[pa], mean_n[pb]
+    convex = np.einsum("ij,ij->i", na - nb, d) / dist > config.convex_tolerance
+    parallel = np.einsum("ij,ij->i", na, nb) >= np.cos(np.deg2rad(config.flat_angle))
+    flat = parallel & (np.abs(np.einsum("ij,ij->i", na, d)) <= config.flat_offset) & \
+        (np.abs(np.einsum("ij,ij->i", nb, d)) <= config.flat_offset)
+    merge = convex | flat
+    if point_ids is not None:
+        label = _superpoint_labels(sp_ids, point_ids, count, config.min_mask_agreement)
+        la, lb = label[pa], label[pb]
+        same, differ = (la >= 0) & (la == lb), (la >= 0) & (lb >= 0) & (la != lb)
+        merge = convex | (flat & ~differ) | same
+    graph = sp.coo_matrix((np.ones(int(merge.sum())), (pa[merge], pb[merge])), shape=(count, count))
+    num, component = connected_components(graph, directed=False)
+    component = _merge_legs(pts, sp_ids, component, structure, config)
+    num = int(component.max()) + 1
+
+    # a proposal's boundary is good where it ends at a concave join; a convex or flat join left
+    # unmerged (a 2D cue said "different") is an uncertain boundary
+    open_join = (convex | flat) & (component[pa] != component[pb])
+    both = np.r_[component[pa], component[pb]]
+    weak = np.bincount(both, weights=np.r_[n_edges * open_join, n_edges * open_join], minlength=num)
+    total = np.bincount(both, weights=np.r_[n_edges, n_edges], minlength=num)
+    point_comp = np.where(obj, component[np.maximum(sp_ids, 0)], -1)
+    keep, scores = _filter(pts, point_comp, structure, 1.0 - weak / np.maximum(total, 1), config)
+    relabel = np.full(num + 1, -1, np.int64)
+    relabel[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
+    return relabel[point_comp].astype(np.int32), scores[keep].astype(np.float32)
+
+
+def _merge_legs(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, structure: Structure, config: ProposalConfig) -> np.ndarray:
+    """Join legs to what they carry: ``(S,)`` component ids after merging every component that stands
+    on the floor, reaches up to within ``leg_gap`` of the bottom of a component above it, lies inside
+    its footprint and has at most ``leg_footprint`` of its footprint area. The top of a leg is hidden
+    under what it carries, so the two need not touch in the point graph."""
+    if structure.floor_height is None:
+        return component
+    num = int(component.max()) + 1
+    obj = sp_ids >= 0
+    comp = component[sp_ids[obj]]
+    basis = _ground_axes(structure.up)
+    ground = pts[obj] @ basis
+    lo = np.full((num, 3), np.inf)
+    hi = np.full((num, 3), -np.inf)
+    np.minimum.at(lo, comp, ground)
+    np.maximum.at(hi, comp, ground)
+    footprint = np.prod(np.maximum(hi[:, :2] - lo[:, :2], config.voxel_size), axis=1)
+    on_floor = lo[:, 2] - structure.floor_height <= config.leg_floor_gap
+    legs = np.flatnonzero(on_floor)
+    uppers = np.flatnonzero(~on_floor)
+    lower, upper = np.repeat(legs, len(uppers)), np.tile(uppers, len(legs))
+    margin = 2 * config.voxel_size
+    inside = np.all((lo[lower, :2] >= lo[upper, :2] - margin) & (hi[lower, :2] <= hi[upper, :2] + margin), axis=1)
+    reach = np.abs(hi[lower, 2] - lo[upper, 2]) <= config.leg_gap
+    leg = inside & reach & (footprint[lower] <= config.leg_footprint * footprint[upper])
+    if not leg.any():
+        return component
+    graph = sp.coo_matrix((np.ones(int(leg.sum())), (lower[leg], upper[leg])), shape=(num, num))
+    return connected_components(graph, directed=False)[1][component]
+
+
+def _ground_axes(up: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` columns ``e1, e2, up``: an orthonormal basis whose last axis is ``up``."""
+    seed = np.eye(3)[int(np.argmin(np.abs(up)))]
+    e1 = seed - (seed @ up) * up
+    e1 /= np.linalg.norm(e1)
+    return np.stack([e1, np.cross(up, e1), up], axis=1)
+
+
+def _superpoint_labels(sp_ids: np.ndarray, point_ids: np.ndarray, count: int, agreement: float) -> np.ndarray:
+    """``(S,)`` majority lifted id of every superpoint when at least ``agreement`` of its points carry it, else -1."""
+    obj = sp_ids >= 0
+    groups, winner, winner_count, total = group_majority(sp_ids[obj], point_ids[obj])
+    label = np.full(count, -1, np.int64)
+    ok = (winner >= 0) & (winner_count >= agreement * np.maximum(total, 1))
+    label[groups[ok]] = winner[ok]
+    return label
+
+
+def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, closed: np.ndarray,
+            config: ProposalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Which components are proposals (size, extent, not a structure shell) and their scores."""
+    num = len(closed)
+    inside = point_comp >= 0
+    comp = point_comp[inside]
+    counts = np.bincount(comp, minlength=num)
+    lo = np.full((num, 3), np.inf)
+    hi = np.full((num, 3), -np.inf)
+    np.minimum.at(lo, comp, pts[inside])
+    np.maximum.at(hi, comp, pts[inside])
+    extent = np.where(counts[:, None] > 0, hi - lo, 0).max(axis=1)
+    shell = np.zeros(num, bool)
+    for plane, kind in zip(structure.planes, structure.kinds):
+        if kind not in ("floor", "wall", "ceiling"):
+            continue
+        dist = np.abs(plane.signed_distance(pts[inside]))
+        near = np.bincount(comp, weights=dist <= config.shell_distance, minlength=num)
+        far = np.zeros(num)
+        np.maximum.at(far, comp, dist)
+        shell |= (near >= config.shell_fraction * np.maximum(counts, 1)) & (far <= 2 * config.shell_distance)
+    keep = (counts >= config.min_points) & (extent >= config.min_extent) & (extent <= config.max_extent) & ~shell
+    size_term = np.minimum(1.0, np.log(np.maximum(counts, 1)) / np.log(config.size_saturation))
+    return keep, np.clip(closed * size_term, 0.0, 1.0)
+
+
+def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, structure: Structure, point_ids: np.ndarray, instances: np.ndarray,
+                      scores: np.ndarray, config: ProposalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lifted instances lying on a structure plane appended as proposals; returns instances, scores, flat flags."""
+    flat_flags = np.zeros(len(scores), bool)
+    free = structure.is_structure & (point_ids >= 0) & (instances < 0)
+    if not free.any():
+        return instances, scores, flat_flags
+    plane_of = np.full(len(pts), -1, np.int64)
+    for i, plane in enumerate(structure.planes):
+        plane_of[plane.inliers] = i
+    plane_sizes = np.array([len(p.inliers) for p in structure.planes])
+    groups, plane, _, on_plane = group_majority(point_ids[free], plane_of[free])
+    lifted_total = np.bincount(point_ids[point_ids >= 0], minlength=int(point_ids.max()) + 1)
+    ok = (plane >= 0) & (on_plane >= config.min_points) & (on_plane >= 0.5 * lifted_total[groups])
+    ok[ok] &= on_plane[ok] <= config.max_flat_fraction * plane_sizes[plane[ok]]
+    instances = instances.copy()
+    colors = colors.astype(np.float64)
+    plane_color = np.array([np.median(colors[p.inliers], axis=0) for p in structure.planes])
+    new_scores = []
+    for gid, plane_id in zip(groups[ok], plane[ok]):
+        members = free & (point_ids == gid)
+        extent = np.ptp(pts[members], axis=0).max()
+        contrast = np.linalg.norm(np.median(colors[members], axis=0) - plane_color[plane_id])
+        if not config.min_extent <= extent <= config.max_extent or contrast < config.min_contrast:
+            continue
+        instances[members] = len(scores) + len(new_scores)
+        new_scores.append(0.6 * min(1.0, np.log(members.sum()) / np.log(config.size_saturation)))
+    scores = np.r_[scores, np.asarray(new_scores, np.float32)].astype(np.float32)
+    return instances, scores, np.r_[flat_flags, np.ones(len(new_scores), bool)]
