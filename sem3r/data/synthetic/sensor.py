@@ -68,7 +68,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import ndtr
 
-from sem3r.data.synthetic.textures import MATERIAL_KINDS, albedo
+from sem3r.data.synthetic.textures import MATERIAL_KINDS
 from sem3r.errors import Sem3RError
 from sem3r.scene import PointCloud, Scene
 
@@ -245,7 +245,7 @@ SENSOR_PRESETS: dict[str, dict[str, Any]] = {
         # holes
         "projector_baseline": 0.075,
         "edge_jump": 0.1,
-        "edge_band_px": 8.0,
+        "edge_band_px": 12.0,
         "albedo_threshold": 0.22,
         "albedo_softness": 0.12,
         "max_incidence_deg": 85.0,
@@ -254,7 +254,7 @@ SENSOR_PRESETS: dict[str, dict[str, Any]] = {
         "thin_px": 4.0,
         "thin_dropout": 0.9,
         "speckle": 0.0005,
-        "hole_blob_px": 5.0,
+        "hole_blob_px": 6.0,
         "border_right_px": 8.0,
         "world_frame": "first_camera",
         # colour (Kinect v1 RGB camera)
@@ -548,11 +548,15 @@ def degrade_views(images: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray,
 
 
 # ------------------------------------------------------------------------------ whole scenes
-def surface_maps(face_ids: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, cam_from_world: np.ndarray,
-                 paint: "Paint", layout: "RoomLayout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def surface_maps(images: np.ndarray, face_ids: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray,
+                 cam_from_world: np.ndarray, paint: "Paint", layout: "RoomLayout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What the sensor model needs to know about the surface seen at each pixel of a render.
 
+    The albedo is the rendered colour divided by the (cheap, exact) Lambertian irradiance, which
+    recovers the texture's reflectance up to uint8 rounding without evaluating the textures again.
+
     Args:
+        images: ``(N, H, W, 3) uint8`` clean render.
         face_ids: ``(N, H, W)`` visible mesh face, -1 for none.
         depth: ``(N, H, W)`` clean depth.
         intrinsics: ``(N, 3, 3)``; cam_from_world: ``(N, 3, 4)`` (synthetic frame).
@@ -585,10 +589,8 @@ def surface_maps(face_ids: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray
     rot, t = pose[:, :, :3], pose[:, :, 3]
     world = np.einsum("pji,pj->pi", rot, cam - t)
     normals = paint.normals[f]
-    frame = paint.local_from_world[paint.face_frame[f]]
-    local = np.einsum("pij,pj->pi", frame[:, :, :3], world) + frame[:, :, 3]
-    local_n = np.einsum("pij,pj->pi", frame[:, :, :3], normals)
-    alb.reshape(-1)[pix] = albedo(local, local_n, paint.face_material[f], paint.materials).mean(axis=1)
+    shaded = images.reshape(-1, 3)[pix].astype(np.float32).mean(axis=1) / 255.0
+    alb.reshape(-1)[pix] = np.clip(shaded / np.maximum(paint.lighting.irradiance(world, normals), 1e-3), 0.0, 1.0)
     normal_cam = np.einsum("pij,pj->pi", rot, normals)
     cos.reshape(-1)[pix] = np.abs(np.einsum("pi,pi->p", normal_cam, ray) / np.linalg.norm(ray, axis=1))
     kind.reshape(-1)[pix] = kind_index[paint.face_material[f]]
@@ -690,7 +692,7 @@ def apply_sensor(syn: "SyntheticScene", paint: "Paint", config: SensorConfig | s
     s = syn.scene
     ss = np.random.SeedSequence([int(seed), _STREAM_SENSOR])
     view_seed, frame_seed = ss.spawn(2)
-    alb, cos, kind = surface_maps(syn.face_ids, s.depth, s.intrinsics, s.cam_from_world, paint, syn.layout)
+    alb, cos, kind = surface_maps(s.images, syn.face_ids, s.depth, s.intrinsics, s.cam_from_world, paint, syn.layout)
     out = degrade_views(s.images, s.depth, s.intrinsics, cfg, view_seed, albedo_map=alb, cos_incidence=cos, material_kind=kind)
     clean = RenderedViews(s.images, s.depth, s.instance_masks, s.semantic_masks, syn.face_ids)
     meta = dict(s.metadata)
