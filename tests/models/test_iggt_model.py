@@ -153,13 +153,15 @@ def test_training_step_reaches_the_instance_branch():
     out = model(torch.rand(1, 2, 3, 28, 28))
     out["instance_features"][..., 0].mean().backward()
     for name in ("part_adaptor.projects.0.weight", "part_adaptor.resize_layers.0.1.input_proj.0.weight",
-                 "part_head.cross_attention_1.projq.weight", "part_head.cross_attention_2.projv.weight",
+                 "part_head.cross_attention_2.projv.weight",
                  "part_head.window_cross_attention.atten_block.relative_position_bias_table",
                  "part_head.window_self_atten.atten_block.attn.qkv.weight",
                  "part_head.scratch.output_conv2.2.weight", "point_head.scratch.refinenet2.out_conv.weight",
                  "aggregator.frame_blocks.0.attn.qkv.weight"):
         grad = model.get_parameter(name).grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+    # the official head computes cross_attention_1 and discards it: no gradient reaches it by default
+    assert model.get_parameter("part_head.cross_attention_1.projq.weight").grad is None
 
 
 def test_point_head_intermediates_keep_default_outputs():
@@ -224,8 +226,11 @@ def test_window_self_attention_matches_per_window_reference(size):
 
 @pytest.mark.parametrize("size", [(16, 8), (10, 19), (5, 3)])
 def test_overlapping_cross_attention_matches_reference(size):
+    """The corrected options: spatial query windows, padded keys masked out (official: see
+    tests/models/test_iggt_head_official.py)."""
     torch.manual_seed(0)
-    config = WindowAttentionConfig(window_size=8, overlap_ratio=0.5, num_heads=4)
+    config = WindowAttentionConfig(window_size=8, overlap_ratio=0.5, num_heads=4,
+                                   query_window_order="correct", border_keys="masked")
     block = OverlappingCrossAttentionBlock(16, config)
     with torch.no_grad():
         block.relative_position_bias_table.normal_()

@@ -1,6 +1,6 @@
 """IGGT's ``part_adaptor``: multi-scale instance maps from the aggregator's tokens.
 
-The adaptor ("SamProjector" in the public reproduction) reads the same four aggregator layers as
+The adaptor (``SamProjector`` in the official code) reads the same four aggregator layers as
 the DPT heads (4, 11, 17, 23 for the official model), patch tokens only. Each is normalised by one
 shared LayerNorm (2048 channels), projected by a 1x1 convolution to ``channels`` (256) and resampled
 to 4x, 2x, 1x and 1/2x the patch grid, like the DPT reassemble stage, but every resampling step is
@@ -15,10 +15,11 @@ level  ``resize_layers[i]``
 3      Conv2d(k3, s2, p1), ResidualProjection
 =====  ==========================================================================================
 
-There is no UV position embedding (the reproduction builds the adaptor with ``pos_embed=False``).
-Sources: the layout of the official checkpoint and the public reproductions of IGGT (github
-Germany321/IGGT_reproduce and a project that wraps IGGT's ``adaptor.py``); the official code was
-not available to us.
+There is no UV position embedding (the official model builds the adaptor with ``pos_embed=False``).
+This is the official ``SamProjector`` (github lifuguan/IGGT_official, ``iggt/heads/adaptor.py``);
+checked against it with identical random weights (the four maps agree bit for bit on CPU). Its
+sine position encodings of the maps (``pes``) are computed there but not used by the instance head,
+and have no weights, so they are left out.
 """
 
 from __future__ import annotations

@@ -8,11 +8,15 @@ point head's multi-scale maps, into per-pixel instance features, L2-normalised o
 
 With the default :class:`IGGTConfig` the state dict has exactly the keys and shapes of the official
 IGGT checkpoint (2,053 tensors, 1,299,499,573 numbers including BatchNorm statistics and the
-relative position index buffers), so ``IGGT().load_state_dict(official, strict=True)`` works. The
-official code was not available to us: the geometry part computes what VGGT computes, the instance
-branch follows the paper and the public reproductions (choices are listed in the docstrings of
-:mod:`~sem3r.models.iggt.part_head` and :mod:`~sem3r.models.iggt.window_attention`), so the
-official weights load but their instance features are not guaranteed to match the official ones.
+relative position index buffers), so ``IGGT().load_state_dict(official, strict=True)`` works, and
+with the default options the forward pass computes what the official IGGT code (github
+lifuguan/IGGT_official) computes, including its quirks in the instance head (the coarse
+cross-attention replaces the map, ``cross_attention_1`` is discarded, the window cross-attention
+scrambles its query windows and lets zero-padded border keys into its softmax): checked with
+identical random weights, instance features agree to float tolerance. Corrected variants of those
+four are options (``cross_attention_residual``, ``use_cross_attention_1``, ``query_window_order``,
+``border_keys``), described in :mod:`~sem3r.models.iggt.part_head` and
+:mod:`~sem3r.models.iggt.window_attention`; they change what the official weights compute.
 
 The point head runs ``frames_chunk_size`` frames at a time together with the instance branch, so
 the point head's intermediate maps are never held for all frames at once.
@@ -28,7 +32,7 @@ import torch.nn.functional as F
 from sem3r.errors import Sem3RError
 from sem3r.models.iggt.adaptor import PartAdaptor
 from sem3r.models.iggt.part_head import PartHead
-from sem3r.models.iggt.window_attention import WindowAttentionConfig
+from sem3r.models.iggt.window_attention import BORDER_KEYS, QUERY_WINDOW_ORDERS, WindowAttentionConfig
 from sem3r.models.vggt.model import VGGT, VGGTConfig
 
 
@@ -53,6 +57,15 @@ class IGGTConfig(VGGTConfig):
         cab_compress_ratio, cab_squeeze_factor: widths of the hybrid block's channel-attention
             conv branch (``dim // 3`` and ``dim // 30``).
         conv_scale: weight of that branch (0.01).
+        cross_attention_residual: the global cross-attentions are added to the map (``True``)
+            instead of replacing it (``False``, official).
+        use_cross_attention_1: apply ``cross_attention_1`` (``True``) instead of discarding its
+            output (``False``, official).
+        query_window_order: ``"official"`` (scrambled query windows, as the official code and
+            checkpoint; needs ``part_features`` to be a multiple of ``window_size``) or
+            ``"correct"`` (spatial query windows).
+        border_keys: ``"zero_pad"`` (official: zero keys/values beyond the map take part in the
+            window cross-attention's softmax) or ``"masked"`` (they are left out).
     """
 
     adaptor_channels: int = 256
@@ -67,6 +80,10 @@ class IGGTConfig(VGGTConfig):
     cab_compress_ratio: int = 3
     cab_squeeze_factor: int = 30
     conv_scale: float = 0.01
+    cross_attention_residual: bool = False
+    use_cross_attention_1: bool = False
+    query_window_order: str = "official"
+    border_keys: str = "zero_pad"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,6 +109,17 @@ class IGGTConfig(VGGTConfig):
             )
         if self.feature_dim < 1:
             raise Sem3RError(f"feature_dim must be positive, got {self.feature_dim}")
+        if self.query_window_order not in QUERY_WINDOW_ORDERS:
+            raise Sem3RError(
+                f"query_window_order must be one of {QUERY_WINDOW_ORDERS}, got {self.query_window_order!r}"
+            )
+        if self.border_keys not in BORDER_KEYS:
+            raise Sem3RError(f"border_keys must be one of {BORDER_KEYS}, got {self.border_keys!r}")
+        if self.query_window_order == "official" and self.part_features % self.window_size:
+            raise Sem3RError(
+                f"query_window_order='official' needs part_features ({self.part_features}) to be a multiple of "
+                f"window_size ({self.window_size}); use query_window_order='correct'"
+            )
 
     @classmethod
     def small(cls, **overrides) -> IGGTConfig:
@@ -122,6 +150,8 @@ class IGGTConfig(VGGTConfig):
             compress_ratio=self.cab_compress_ratio,
             squeeze_factor=self.cab_squeeze_factor,
             conv_scale=self.conv_scale,
+            query_window_order=self.query_window_order,
+            border_keys=self.border_keys,
         )
 
 
@@ -160,6 +190,8 @@ class IGGT(VGGT):
             feature_dim=config.feature_dim,
             cross_attention_heads=config.cross_attention_heads,
             window=config.window_config(),
+            cross_attention_residual=config.cross_attention_residual,
+            use_cross_attention_1=config.use_cross_attention_1,
         )
 
     def forward(

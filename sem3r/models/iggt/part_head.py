@@ -2,45 +2,55 @@
 
 The head is a DPT fusion stack (``scratch.layer{1..4}_rn``, ``refinenet4..1``, ``output_conv1``,
 ``output_conv2``) fed by the four maps of :class:`~sem3r.models.iggt.adaptor.PartAdaptor` instead of
-reassembled tokens. At every scale but the finest it attends to the point head's fused map of the
-same size (:meth:`~sem3r.models.vggt.dpt_head.DPTHead.forward` with ``return_intermediates``):
+reassembled tokens. It attends to the point head's fused maps of the same size
+(:meth:`~sem3r.models.vggt.dpt_head.DPTHead.forward` with ``return_intermediates``). What the official
+IGGT code computes (github lifuguan/IGGT_official, ``iggt/heads/part_head.py``; checked against it
+with identical random weights), which is what Sem3R computes by default:
 
-====================================  =======================================================
-step                                  scale (patch grid = 1x)
-====================================  =======================================================
-``layer_rn`` convs on the adaptor     4x, 2x, 1x, 1/2x
-``refinenet4``                        -> 1x
-``cross_attention_2``                 1x, global per frame, keys/values: point ``refinenet4``
-``refinenet3``                        -> 2x
-``cross_attention_1``                 2x, global per frame, keys/values: point ``refinenet3``
-``refinenet2``                        -> 4x
-``window_cross_attention``            4x, overlapping windows, keys/values: point ``refinenet2``
-``refinenet1``                        -> 8x
-``output_conv1``                      width -> width / 2
-``window_self_atten``                 8x, hybrid window self-attention
-bilinear resize (align corners)       image size (``patch grid * patch_size``)
-``output_conv2``                      3x3 -> 32, ReLU, 1x1 -> ``feature_dim`` (8)
-====================================  =======================================================
+=========================================  ======================================================
+step                                       scale (patch grid = 1x)
+=========================================  ======================================================
+``layer_rn`` convs on the adaptor          4x, 2x, 1x, 1/2x
+``refinenet4``                             -> 1x
+``x = cross_attention_2(x, point r4)``     1x, global per frame; *replaces* ``x`` (no residual)
+``refinenet3``                             -> 2x
+(``cross_attention_1``)                    computed by the official code and discarded: not run
+``refinenet2``                             -> 4x
+``window_cross_attention(x, point r2)``    4x, overlapping windows (see :mod:`.window_attention`)
+``refinenet1``                             -> 8x
+``output_conv1``                           width -> width / 2
+``window_self_atten``                      8x, hybrid window self-attention
+bilinear resize (align corners)            image size (``patch grid * patch_size``)
+``output_conv2``                           3x3 -> 32, ReLU, 1x1 -> ``feature_dim`` (8)
+=========================================  ======================================================
 
-The model L2-normalises the output over channels. No UV position embedding is added.
+(``point r4``, ``point r2``: the point head's ``refinenet4`` and ``refinenet2`` outputs.) The model
+L2-normalises the output over channels. No UV position embedding is added.
+
+The official forward pass thus (a) replaces the coarse map by the attention output and (b) drops
+``cross_attention_1``'s output (``refinenet2`` reads the map from ``refinenet3`` directly): the
+weights of ``cross_attention_1`` have no effect on the features. The checkpoint was trained that
+way, so these are the defaults. Corrected variants are options:
+
+- ``cross_attention_residual=True``: the global cross-attentions are residual,
+  ``x = x + cross_attention(x, point_map)``.
+- ``use_cross_attention_1=True``: ``cross_attention_1`` (at 2x, keys/values: the point head's
+  ``refinenet3``) is applied after ``refinenet3``, replacing or (with the option above) added to
+  the map.
+
+Such a model does not compute what the official weights were trained for; the options are for
+training new heads. The two further official quirks of the window cross-attention (scrambled query
+windows, zero-padded border keys in the softmax) and their options are described in
+:mod:`sem3r.models.iggt.window_attention`.
+
+``cross_attention_{1,2}`` follow CroCo's ``CrossAttention``: separate ``projq``, ``projk``,
+``projv`` (with bias), 8 heads, scores scaled by ``head_dim ** -0.5``, output ``proj``; no
+normalisation before them (the checkpoint has none). The window blocks replace ``x`` by their
+output (they contain their own skip connections).
 
 The head also owns ``norm``, ``projects`` and ``resize_layers`` of a DPT head reading 2048-channel
 tokens: the official checkpoint has them (IGGT's head is built as a subclass of VGGT's DPT head)
 but the forward pass does not use them; they are kept so that the checkpoint loads strictly.
-
-The official code was not available to us; the order above comes from the paper (section 3.2) and
-the public reproduction (github Germany321/IGGT_reproduce, ``iggt/heads/part_head.py``). Choices
-where the sources are silent or disagree:
-
-- The global cross-attentions are residual: ``x = x + cross_attention(x, point_map)``. The
-  reproduction replaces ``x`` by the attention output at 1x and (by a slip) discards it at 2x;
-  a residual keeps the DPT fusion path intact, which is what a head initialised from or trained
-  next to a DPT stack needs.
-- ``cross_attention_{1,2}`` follow CroCo's ``CrossAttention``: separate ``projq``, ``projk``,
-  ``projv`` (with bias), 8 heads, scores scaled by ``head_dim ** -0.5``, output ``proj``; no
-  normalisation before them (the checkpoint has none).
-- The window blocks replace ``x`` by their output (they contain their own skip connections,
-  see :mod:`sem3r.models.iggt.window_attention`).
 """
 
 from __future__ import annotations
@@ -101,7 +111,11 @@ class PartHead(DPTHead):
         intermediate_layer_idx: layers of the unused DPT token path.
         feature_dim: output channels (8).
         cross_attention_heads: heads of ``cross_attention_{1,2}`` (8).
-        window: sizes of the two window blocks.
+        window: sizes and options of the two window blocks.
+        cross_attention_residual: add the global cross-attentions' outputs to the map instead of
+            replacing it (official: ``False``, replace).
+        use_cross_attention_1: apply ``cross_attention_1`` after ``refinenet3`` (official:
+            ``False``, its output is discarded).
 
     Example:
         >>> import torch
@@ -124,6 +138,8 @@ class PartHead(DPTHead):
         feature_dim: int = 8,
         cross_attention_heads: int = 8,
         window: WindowAttentionConfig | None = None,
+        cross_attention_residual: bool = False,
+        use_cross_attention_1: bool = False,
     ) -> None:
         super().__init__(
             dim_in=dim_in,
@@ -136,6 +152,8 @@ class PartHead(DPTHead):
             pos_embed=False,
         )
         window = window or WindowAttentionConfig()
+        self.cross_attention_residual = cross_attention_residual
+        self.use_cross_attention_1 = use_cross_attention_1
         for level in range(1, 5):
             conv = nn.Conv2d(adaptor_channels, features, kernel_size=3, padding=1, bias=False)
             setattr(self.scratch, f"layer{level}_rn", conv)
@@ -160,14 +178,20 @@ class PartHead(DPTHead):
         s = self.scratch
         l1, l2, l3, l4 = (getattr(s, f"layer{i}_rn")(x) for i, x in enumerate(levels, start=1))
         out = s.refinenet4(l4, size=l3.shape[-2:])
-        out = out + _global_cross_attention(self.cross_attention_2, out, point_maps[2])
+        out = self._cross_attend(self.cross_attention_2, out, point_maps[2])
         out = s.refinenet3(out, l3, size=l2.shape[-2:])
-        out = out + _global_cross_attention(self.cross_attention_1, out, point_maps[1])
+        if self.use_cross_attention_1:  # the official head computes it and discards the result
+            out = self._cross_attend(self.cross_attention_1, out, point_maps[1])
         out = s.refinenet2(out, l2, size=l1.shape[-2:])
         out = self.window_cross_attention(out, point_maps[0])
         out = s.output_conv1(s.refinenet1(out, l1))
         out = self.window_self_atten(out)
         return s.output_conv2(interpolate_bilinear(out, out_size))
+
+    def _cross_attend(self, attention: CrossAttention, x: Tensor, context: Tensor) -> Tensor:
+        """``attention(x, context)``, replacing ``x`` (official) or added to it (``cross_attention_residual``)."""
+        out = _global_cross_attention(attention, x, context)
+        return x + out if self.cross_attention_residual else out
 
 
 def _global_cross_attention(attention: CrossAttention, x: Tensor, context: Tensor) -> Tensor:

@@ -2,47 +2,65 @@
 
 Two blocks refine the instance features at fine scales where global attention would be too costly:
 
-* :class:`OverlappingWindowCrossAttention` (``part_head.window_cross_attention``): HAT's overlapping
-  cross-attention block (OCAB) turned into a cross-attention. Queries come from the instance
-  features and are cut into non-overlapping ``window x window`` windows; keys and values come from
-  the point head's fused map and are cut into ``overlap x overlap`` windows
-  (``overlap = window + int(window * overlap_ratio)``, 8 and 12 by default) centred on the query
-  windows, so neighbouring windows exchange information. A learned relative position bias
-  (``(window + overlap - 1)^2`` entries per head) is added to the scores.
-* :class:`HybridWindowSelfAttention` (``part_head.window_self_atten``): HAT's hybrid attention block
-  (HAB): window self-attention plus a channel-attention convolution branch (CAB) scaled by
-  ``conv_scale``, then an MLP.
+* :class:`OverlappingWindowCrossAttention` (``part_head.window_cross_attention``, official class
+  ``SwinCA``): HAT's overlapping cross-attention block (OCAB) turned into a cross-attention. Queries
+  come from the instance features and are cut into ``window x window`` windows; keys and values come
+  from the point head's fused map and are cut into ``overlap x overlap`` windows
+  (``overlap = window + int(window * overlap_ratio)``, 8 and 12 by default, an ``nn.Unfold`` with
+  stride ``window`` and zero padding ``(overlap - window) / 2``) centred on the query window
+  positions. A learned relative position bias (``(window + overlap - 1)^2`` entries per head) is
+  added to the scores.
+* :class:`HybridWindowSelfAttention` (``part_head.window_self_atten``, official class ``SwinSA``):
+  HAT's hybrid attention block (HAB): window self-attention plus a channel-attention convolution
+  branch (CAB) scaled by ``conv_scale``, then an MLP.
 
 Both wrap their block like HAT wraps its body: a per-pixel LayerNorm (``patch_embed.norm``, patch
 size 1), the block, a LayerNorm (``norm``), ``conv_after_body`` (3x3) plus a skip from the block's
 input, then ``conv_before_upsample`` (3x3 to ``hidden`` channels, LeakyReLU 0.01) and ``conv_last``
 (3x3 back to the input width). No upsampler follows (the scale is 1).
 
-The official IGGT code was not available to us. The layout (names, shapes, the persistent buffers
-``relative_position_index_SA`` and ``relative_position_index_OCA``) is fixed by the official
-checkpoint; the computation follows the HAT reference implementation and the public IGGT
-reproduction (github Germany321/IGGT_reproduce, ``iggt/heads/window_sa.py``). Choices where they
-are silent or where we differ on purpose:
+What the official IGGT code computes (github lifuguan/IGGT_official, ``iggt/heads/window_sa.py``;
+checked against it with identical random weights), and what Sem3R does by default because the
+official checkpoint was trained with it:
 
-- The self-attention of the hybrid block has no relative position bias: the checkpoint holds no
-  bias table for it (the reproduction uses a plain multi-head attention there). The
-  ``relative_position_index_SA`` buffers are kept for the checkpoint but not used by the forward
-  pass (as in the reproduction); ``relative_position_index_OCA`` indexes the OCAB bias table. Its
-  entries are HAT's, which include negative numbers; they index the table modulo its length, as
-  PyTorch's negative indexing does in the reference code, so the official buffer works unchanged.
-- Windows are not shifted (HAT's ``shift_size = 0`` in both blocks).
-- Any feature size works: the maps are padded at the bottom and right to a multiple of the window
-  (and by ``(overlap - window) / 2`` on every side for the key windows), and padded positions are
-  *masked out* of the attention instead of being reflect-padded (HAT, the reproduction) or
-  zero-filled keys (HAT's unfold). Every pixel therefore attends only to real pixels of its window,
-  and the result does not depend on how much padding a size needs. The convolutions (CAB, the 3x3
-  convolutions around the block) run on the unpadded map with zero padding.
-- Stochastic depth (the reproduction's ``drop_path_rate = 0.1``) and dropout are left out; they are
-  no-ops at inference.
+- **Query windows are scrambled** (:func:`official_query_windows`): OCAB projects the queries,
+  moves them to channels-first ``(N, C, H, W)`` and then applies the channels-last window
+  partition to that tensor, i.e. it treats ``C`` as the height, ``H`` as the width and ``W`` as the
+  channels, and regroups the resulting stream into ``window^2`` tokens of ``C`` channels. A query
+  "token" is then a run of ``C`` consecutive values of *one* channel along a row of the map
+  (wrapping into the next row), not a pixel; query window ``i`` is a fixed, reproducible set of
+  such runs, it attends to the key window at position ``i`` and its result is written back to
+  position ``i``. Every window is affected.
+  ``WindowAttentionConfig.query_window_order = "correct"`` partitions the queries spatially
+  instead (query window ``i`` = the pixels at window position ``i``).
+- **Border key windows hold zero keys and values that take part in the softmax**: the unfold pads
+  the *projected* keys and values with zeros, so a padded key scores ``0 + bias`` and adds
+  ``exp(bias)`` to the softmax denominator without adding to the numerator; there is no mask.
+  Only windows touching the border are affected. ``border_keys = "masked"`` removes padded keys
+  from the softmax instead (each pixel attends only to real pixels).
+- The self-attention of the hybrid block has no relative position bias (it is a plain multi-head
+  attention; the checkpoint holds no bias table for it). The ``relative_position_index_SA``
+  buffers are kept for the checkpoint but not used; ``relative_position_index_OCA`` indexes the
+  OCAB bias table. Its entries include negative numbers, which index the table from its end (as
+  PyTorch's negative indexing does in the official code), so the official buffer works unchanged.
+- Windows are not shifted (``shift_size = 0`` in both blocks).
 - OCAB normalises the queries and the keys/values with the same ``norm1`` (and the same
-  ``patch_embed.norm``), as in the reproduction; its residual adds the projected attention to the
-  normalised tokens (HAT: ``proj(attn) + shortcut``), then ``x + mlp(norm2(x))``.
-- HAB: ``x + attn(norm1(x)) + conv_scale * cab(norm1(x))``, then ``x + mlp(norm2(x))``.
+  ``patch_embed.norm``); its residual adds the projected attention to the block's input (the
+  ``patch_embed``-normalised tokens, before ``norm1``): ``x + proj(attn)``, then
+  ``x + mlp(norm2(x))``. HAB: ``x + attn(norm1(x)) + conv_scale * cab(norm1(x))``, then
+  ``x + mlp(norm2(x))``.
+- Stochastic depth (``drop_path_rate = 0.1``) and dropout are left out; they are no-ops at inference.
+
+Sizes the official code cannot run: it needs the map to be a whole number of windows (at 4x the
+patch grid that is an even patch grid, e.g. the official demo's 504 x 336 images) and, for the
+scrambled queries, ``C`` a multiple of the window (256 / 8). Sem3R accepts any map size: the maps
+are zero-padded at the bottom and right to a multiple of the window (and by ``(overlap - window) / 2``
+on every side for the key windows) and the options above apply to the padded map (with
+``"zero_pad"`` the extra bottom/right keys are zeros like the border ones; with ``"official"`` the
+padded zero queries are scrambled like the rest). There is no official result to match at those
+sizes. The hybrid block's window self-attention masks padded keys (the official code never pads
+there: the 8x map is always a multiple of the default window). The convolutions (CAB, the 3x3
+convolutions around the block) run on the unpadded map with zero padding.
 """
 
 from __future__ import annotations
@@ -54,6 +72,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sem3r.models.vggt.layers import Mlp
+
+
+QUERY_WINDOW_ORDERS = ("official", "correct")
+BORDER_KEYS = ("zero_pad", "masked")
 
 
 @dataclass
@@ -70,6 +92,13 @@ class WindowAttentionConfig:
         compress_ratio: the CAB's first convolution has ``dim // compress_ratio`` channels.
         squeeze_factor: the CAB's channel attention squeezes to ``max(1, dim // squeeze_factor)`` channels.
         conv_scale: weight of the CAB branch in the hybrid block.
+        query_window_order: how the cross-attention cuts its queries into windows: ``"official"``
+            (default, what the official code computes and the checkpoint was trained with: the
+            scrambled partition of :func:`official_query_windows`; needs the channels to be a
+            multiple of ``window_size``) or ``"correct"`` (spatial windows, :func:`window_partition`).
+        border_keys: the cross-attention's key windows beyond the map: ``"zero_pad"`` (default,
+            official: zero keys and values that take part in the softmax) or ``"masked"`` (left
+            out of the softmax).
     """
 
     window_size: int = 8
@@ -80,6 +109,16 @@ class WindowAttentionConfig:
     compress_ratio: int = 3
     squeeze_factor: int = 30
     conv_scale: float = 0.01
+    query_window_order: str = "official"
+    border_keys: str = "zero_pad"
+
+    def __post_init__(self) -> None:
+        if self.query_window_order not in QUERY_WINDOW_ORDERS:
+            raise ValueError(
+                f"query_window_order must be one of {QUERY_WINDOW_ORDERS}, got {self.query_window_order!r}"
+            )
+        if self.border_keys not in BORDER_KEYS:
+            raise ValueError(f"border_keys must be one of {BORDER_KEYS}, got {self.border_keys!r}")
 
     @property
     def overlap_size(self) -> int:
@@ -146,6 +185,41 @@ def window_partition(x: Tensor, window: int) -> Tensor:
     n, height, width, channels = x.shape
     x = x.reshape(n, height // window, window, width // window, window, channels)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(n, -1, window * window, channels)
+
+
+def official_query_windows(x: Tensor, window: int) -> Tensor:
+    """The official OCAB's query windows: the channels-last partition applied to the channels-first map.
+
+    The official code calls its window partition (written for ``(N, H, W, C)``) on the
+    ``(N, C, H, W)`` queries and reshapes the result to ``window^2`` tokens of ``C`` channels. Per
+    frame, with ``C = c1 * window + c2``, ``y = y1 * window + y2`` and ``x`` the column, the value
+    ``q[y, x, c]`` lands at position ``(((c1 * (H / window) + y1) * window + c2) * window + y2) * W + x``
+    of a stream that is then cut into ``nW`` windows of ``window^2`` tokens of ``C`` channels
+    (``nW = H W / window^2``, row-major window positions as for :func:`window_partition`). Query
+    window ``i`` is attended with the key window at position ``i`` and written back there.
+
+    Args:
+        x: ``(N, H, W, C)`` channels-last queries, ``H`` and ``W`` multiples of ``window``, ``C`` a
+            multiple of ``window``.
+        window: window side.
+
+    Returns:
+        ``(N, nW, window^2, C)``, the same shape as :func:`window_partition`'s.
+
+    Example:
+        >>> q = torch.arange(16.0).reshape(1, 2, 2, 4)  # one 2 x 2 window, q[0, y, x, c] = 8 y + 4 x + c
+        >>> official_query_windows(q, 2)[0, 0].tolist()  # token t: channel t of the four pixels
+        [[0.0, 4.0, 8.0, 12.0], [1.0, 5.0, 9.0, 13.0], [2.0, 6.0, 10.0, 14.0], [3.0, 7.0, 11.0, 15.0]]
+        >>> window_partition(q, 2)[0, 0].tolist()[1]  # spatial partition: token 1 is pixel (0, 1)
+        [4.0, 5.0, 6.0, 7.0]
+    """
+    n, height, width, channels = x.shape
+    if channels % window or height % window or width % window:
+        raise ValueError(
+            f"the official query windows need channels and size multiples of the window {window}, "
+            f"got {channels} channels, {height} x {width}"
+        )
+    return window_partition(x.permute(0, 3, 1, 2), window).reshape(n, -1, window * window, channels)
 
 
 def window_reverse(windows: Tensor, window: int, height: int, width: int) -> Tensor:
@@ -277,14 +351,21 @@ class OverlappingCrossAttentionBlock(nn.Module):
 
     Args:
         dim: channels C of queries and context.
-        config: window and overlap sizes, heads, MLP width.
+        config: window and overlap sizes, heads, MLP width, query window order and border keys.
     """
 
     def __init__(self, dim: int, config: WindowAttentionConfig) -> None:
         super().__init__()
+        if config.query_window_order == "official" and dim % config.window_size:
+            raise ValueError(
+                f"the official query window order needs the channels ({dim}) to be a multiple of the window "
+                f"({config.window_size}); use query_window_order='correct'"
+            )
         self.window_size = config.window_size
         self.overlap_size = config.overlap_size
         self.num_heads = config.num_heads
+        self.query_window_order = config.query_window_order
+        self.border_keys = config.border_keys
         side = config.window_size + config.overlap_size - 1
         self.relative_position_bias_table = nn.Parameter(torch.zeros(side * side, config.num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
@@ -321,16 +402,18 @@ class OverlappingCrossAttentionBlock(nn.Module):
         pad_h, pad_w = -height % w, -width % w
         q = F.pad(q, (0, 0, 0, pad_w, 0, pad_h))
         kv = F.pad(kv, (0, 0, margin, margin + pad_w, margin, margin + pad_h))
-        real = torch.zeros(kv.shape[1:3], dtype=torch.bool, device=x.device)
-        real[margin : margin + height, margin : margin + width] = True
 
-        q = _heads(window_partition(q, w), self.num_heads)  # (N, nW, h, w2, d)
+        partition = official_query_windows if self.query_window_order == "official" else window_partition
+        q = _heads(partition(q, w), self.num_heads)  # (N, nW, h, w2, d)
         k, v = (_heads(t, self.num_heads) for t in self._key_windows(kv).chunk(2, dim=-1))  # (N, nW, h, o2, d)
         table = self.relative_position_bias_table
         bias = table[relative_position_index.reshape(-1) % table.shape[0]]
-        bias = bias.reshape(w * w, self.overlap_size**2, -1).permute(2, 0, 1).to(q.dtype)  # (h, w2, o2)
-        key_ok = self._key_windows(real[None, :, :, None])[0, :, None, None, :, 0]  # (nW, 1, 1, o2)
-        mask = bias.masked_fill(~key_ok, float("-inf"))  # (nW, h, w2, o2)
+        mask = bias.reshape(w * w, self.overlap_size**2, -1).permute(2, 0, 1).to(q.dtype)  # (h, w2, o2)
+        if self.border_keys == "masked":  # else padded keys are zeros that score 0 + bias
+            real = torch.zeros(kv.shape[1:3], dtype=torch.bool, device=x.device)
+            real[margin : margin + height, margin : margin + width] = True
+            key_ok = self._key_windows(real[None, :, :, None])[0, :, None, None, :, 0]  # (nW, 1, 1, o2)
+            mask = mask.masked_fill(~key_ok, float("-inf"))  # (nW, h, w2, o2)
         out = _merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
         out = window_reverse(out, w, height + pad_h, width + pad_w)[:, :height, :width]
         x = x + self.proj(out)

@@ -3,6 +3,12 @@
 The DPT feature extractor turns the aggregator tokens into ``features``-channel maps at half the
 image resolution; :class:`~sem3r.models.vggt.tracker.TrackerPredictor` then follows query points
 of the first frame through every frame (CoTracker2-style correlation + update transformer).
+
+The official VGGT and IGGT track heads build their feature extractor with ``pos_embed=False``: unlike
+the depth and point heads, it adds no UV position embedding (neither to the projected tokens nor to
+the fused map). ``TrackHead(pos_embed=False)`` is therefore the default; checked against the
+official code with identical random weights, feature maps, tracks, visibility and confidence are
+bit-identical on CPU. ``pos_embed=True`` is an option for heads trained that way.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ class TrackHead(nn.Module):
             official model fixes both to 2).
         corr_levels, corr_radius: correlation pyramid levels and window radius.
         hidden_size: update transformer width.
-        pos_embed: UV position embedding in the feature extractor.
+        pos_embed: add the UV position embedding in the feature extractor (official: ``False``).
         out_channels, intermediate_layer_idx: DPT extractor configuration (official defaults).
         depth, num_heads, num_virtual_tracks: update transformer configuration (official defaults).
 
@@ -54,7 +60,7 @@ class TrackHead(nn.Module):
         corr_levels: int = 7,
         corr_radius: int = 4,
         hidden_size: int = 384,
-        pos_embed: bool = True,
+        pos_embed: bool = False,
         out_channels: Sequence[int] = (256, 512, 1024, 1024),
         intermediate_layer_idx: Sequence[int] = (4, 11, 17, 23),
         depth: int = 6,

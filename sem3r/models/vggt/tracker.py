@@ -27,9 +27,22 @@ Facts reproduced from the official implementation (they matter for its weights):
 - The flow embedding uses the CoTracker frequencies ``k * 1000 / C'`` (``k = 0, 2, 4, ...``) with
   sin/cos interleaved, then appends ``flow / 518`` twice.
 - The query position embedding is a 2D sin/cos grid (base 10000, x then y) over the feature map,
-  *bilinearly sampled* at the query (not evaluated at the fractional position).
+  *bilinearly sampled* at the query (not evaluated at the fractional position). The grid is
+  computed in float64 (frequencies, angles, sin and cos) and rounded to float32 once, as the
+  official ``get_2d_sincos_pos_embed`` does; a float32 computation differs by roundoff, which the
+  iterations amplify.
 - Attention blocks normalise first and add the attention output to the *normalised* input
-  (``x = norm1(x); x = x + attn(x); x = x + mlp(norm2(x))``); attention is ``nn.MultiheadAttention``.
+  (``x = norm1(x); x = x + attn(x); x = x + mlp(norm2(x))``); attention is ``nn.MultiheadAttention``
+  called as the official code calls it, with ``need_weights`` left at its default (``True``).
+  PyTorch then computes ``softmax(q k^T / sqrt(d)) v`` explicitly (``bmm``, ``softmax``, ``bmm``
+  in ``F.multi_head_attention_forward``, or the same computation inside the fused
+  ``torch._native_multi_head_attention`` when its fast path applies: self-attention in eval mode
+  without autograd), instead of ``scaled_dot_product_attention`` as with ``need_weights=False``.
+  The two agree only to roundoff, which the iterations amplify. The averaged attention weights are
+  discarded.
+
+With these, the tracker's coordinates, visibility and confidence are bit-identical to the official
+``BaseTrackerPredictor``'s on CPU (same feature maps and weights).
 """
 
 from __future__ import annotations
@@ -58,7 +71,7 @@ class AttnBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.norm1(x)
-        x = x + self.attn(x, x, x, need_weights=False)[0]
+        x = x + self.attn(x, x, x)[0]  # need_weights left at True: the official computation path
         return x + self.mlp(self.norm2(x))
 
 
@@ -76,7 +89,7 @@ class CrossAttnBlock(nn.Module):
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         x = self.norm1(x)
         context = self.norm_context(context)
-        x = x + self.cross_attn(x, context, context, need_weights=False)[0]
+        x = x + self.cross_attn(x, context, context)[0]  # need_weights left at True, as officially
         return x + self.mlp(self.norm2(x))
 
 
@@ -185,23 +198,25 @@ def flow_embedding(flows: Tensor, channels: int) -> Tensor:
 
 
 def grid_sincos_embedding(channels: int, height: int, width: int, device=None) -> Tensor:
-    """2D sin/cos embedding (base 10000) of integer grid positions: ``(1, channels, height, width)``.
+    """2D sin/cos embedding (base 10000) of integer grid positions: ``(1, channels, height, width)`` float32.
 
     The first half of the channels encodes the column (x), the second the row (y), each as
-    ``[sin(p w_k), cos(p w_k)]`` with ``w_k = 10000 ** (-k / (channels / 4))``.
+    ``[sin(p w_0), ..., sin(p w_{n-1}), cos(p w_0), ..., cos(p w_{n-1})]`` with
+    ``w_k = 1 / 10000 ** (k / n)``, ``n = channels / 4``. Everything is computed in float64 and
+    rounded to float32 at the end, as in the official code (the values differ from a float32
+    computation by roundoff, which matters for bit-exact tracks). Like the official code it runs
+    on the CPU (some accelerators have no float64) and the result is moved to ``device``.
     """
     if channels % 4:
         raise ValueError(f"channels must be a multiple of 4, got {channels}")
     quarter = channels // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32, device=device) / quarter)
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / float(quarter))
     ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32, device=device),
-        torch.arange(width, dtype=torch.float32, device=device),
-        indexing="ij",
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
     )
-    angles = torch.stack([xs, ys], dim=-1)[..., None] * omega  # (H, W, 2, quarter)
+    angles = torch.stack([xs, ys], dim=-1)[..., None] * omega  # (H, W, 2, quarter) float64
     emb = torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # (H, W, channels)
-    return emb.permute(2, 0, 1)[None]
+    return emb.float().permute(2, 0, 1)[None].to(device)
 
 
 class CorrelationPyramid:
