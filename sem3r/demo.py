@@ -7,8 +7,10 @@ Stages and the method each uses today (later releases plug stronger ones into th
 2. **geometry**: the ``oracle`` backend of :func:`sem3r.reconstruct.reconstruct`, the generator's
    cameras and depth;
 3. **instances**: the best segmentation method available (:func:`sem3r.instances.segment`):
-   ``iggt`` (clustering of IGGT instance features) when an IGGT checkpoint is given, otherwise the
-   training-free ``lift`` of a classical 2D over-segmentation merged across views by view consensus;
+   ``iggt`` (clustering of IGGT instance features) when an IGGT checkpoint is given, otherwise
+   ``combined``, which needs no weights: the floor, walls and ceiling are found and removed, the
+   remaining surface is grouped into objects across convex joins and split at concave ones, with
+   the lifted masks of a classical 2D over-segmentation as a second cue (flat objects on walls);
 4. **instance table**: 3D boxes, centroids and point counts from the fused, voxelised point cloud;
 5. **evaluation** against the ground truth with :func:`sem3r.eval.evaluate_scene`;
 6. **export**: Scene folder, labelled PLY, GLB with camera frusta, standalone HTML viewer,
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from sem3r.io import write_json_atomic, write_text_atomic
@@ -39,7 +42,8 @@ class DemoConfig:
         width: image width in pixels.
         voxel_size: voxel size in metres of the exported point cloud and of the instance table.
         checkpoint: IGGT weights (file, folder or hub id); when given, instances come from the
-            ``iggt`` method, otherwise from ``lift`` over the ``oversegment`` 2D masks.
+            ``iggt`` method, otherwise from ``combined`` (structure + geometric proposals + lifted
+            ``oversegment`` 2D masks).
         resolution: model resolution for ``checkpoint`` (a multiple of 14).
     """
 
@@ -115,12 +119,13 @@ def run_demo(config: DemoConfig) -> DemoResult:
     if config.checkpoint is not None:
         scene = segment(scene, "iggt", checkpoint=config.checkpoint, resolution=config.resolution)
     else:
-        scene = segment(scene, "lift", source="oversegment")
+        scene = segment(scene, "combined")
     scene.update_instances(voxel_size=config.voxel_size)
     stage("geometry+instances", t)
 
     t = time.perf_counter()
     metrics = evaluate_scene(scene, gt, synth.cloud)
+    metrics.update(class_agnostic_metrics(scene, gt))
     stage("evaluation", t)
 
     t = time.perf_counter()
@@ -137,13 +142,37 @@ def run_demo(config: DemoConfig) -> DemoResult:
     return DemoResult(out=out, files=files, metrics=metrics, timings=timings, scene=scene)
 
 
+def class_agnostic_metrics(scene: Scene, gt: Scene, voxel_size: float = 0.02) -> dict[str, float]:
+    """Class-agnostic instance AP of ``scene``'s instances against ``gt``'s, on the valid pixels merged
+    into ``voxel_size`` voxels (ground truth per voxel: its pixels' majority), plus instance counts.
+
+    Uses no class labels at all, so it measures the segmentation alone (every object one class;
+    ScanNet protocol of :func:`sem3r.eval.instance_ap`, instances under 100 voxels ignored).
+    """
+    from sem3r.eval import instance_ap
+    from sem3r.reconstruct.correspondence import CorrespondenceConfig, build_correspondence
+
+    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=voxel_size))
+    pred, truth = corr.point_labels(scene.instance_masks), corr.point_labels(gt.instance_masks)
+    ids, rows = np.unique(pred[pred >= 0], return_inverse=True)
+    per_point = np.full(len(pred), -1, np.int64)
+    per_point[pred >= 0] = rows
+    score_of = dict(zip(scene.instances.ids.tolist(), scene.instances.scores.tolist()))
+    scores = np.array([score_of.get(int(i), 1.0) for i in ids])
+    ap = instance_ap(per_point, np.zeros(len(ids), np.int64), scores, truth, np.where(truth >= 0, 0, -1),
+                     ["object"], min_region_size=100)
+    return {"objects/ap": ap["ap"], "objects/ap50": ap["ap50"], "objects/ap25": ap["ap25"],
+            "objects/predicted": float(len(ids)), "objects/ground_truth": float(len(np.unique(truth[truth >= 0])))}
+
+
 def _instances_method(scene: Scene) -> str:
     """One line naming the segmentation method the demo used."""
     method = scene.metadata.get("segmentation")
     if method == "iggt":
         return f"iggt: HDBSCAN clustering of the instance features of {scene.metadata['segmentation_config']['checkpoint']}"
     source = scene.metadata["segmentation_config"]["source"]
-    return f"lift: 2D masks from '{source}' lifted into 3D and merged across views by view consensus"
+    return (f"combined: floor / walls / ceiling removed, superpoints grouped into objects across convex joins, "
+            f"with the 2D masks of '{source}' lifted into 3D as a second cue")
 
 
 def _report(config: DemoConfig, scene: Scene, metrics: dict[str, float], timings: dict[str, float], files: dict[str, Path]) -> str:
@@ -162,8 +191,16 @@ Scene: procedural room, seed {config.seed}, {scene.num_views} views at {scene.he
 | instances | {_instances_method(scene)} |
 
 The geometry is the generator's ground truth, so the geometry metrics below are exact by
-construction; the instance metrics (tracking, AP) measure the segmentation method against the
-generator's 3D-consistent instance masks.
+construction. The instance metrics measure the segmentation against the generator's 3D-consistent
+instance masks:
+
+- `objects/*` (class-agnostic AP, predicted vs ground-truth instance counts) use **no class labels**:
+  they measure the segmentation alone. This is the number to read.
+- `instance3d/*`, `semantic2d/*` and `semantic3d/*` are class-aware; the demo has no open-vocabulary
+  labelling step, so each predicted instance takes the majority class of the **generator's labels**
+  under it. They show what the masks would score with perfect class names, not a labelling result.
+
+Up (gravity) came from the {scene.metadata.get('structure', {}).get('up_source', 'scene metadata')}.
 
 ## Scene
 

@@ -2,13 +2,13 @@
 
 A point with a normal defines a plane hypothesis by itself (``n . x = n . p``), so each round draws
 ``hypotheses`` seed points, scores every hypothesis at once on a random subsample of the remaining
-points (an inlier lies within ``distance`` of the plane *and* has a normal within
+points (an inlier lies within ``max_distance / 2`` of the plane *and* has a normal within
 ``normal_angle`` of it, so the two sides of a thin board or a table top seen from below are not
 counted twice), refits the best one by least squares (SVD) on all its inliers and removes them.
 The inlier distance adapts to the data: after a first refit it becomes
 ``max(distance, noise_sigmas * 1.4826 * MAD)`` of the inliers' residuals, so the same settings hold
 on exact synthetic depth (1-2 cm band) and on Kinect depth whose noise grows with distance.
-Rounds stop at ``max_planes`` or when the best plane has fewer than ``min_inliers`` points.
+Rounds stop at ``max_planes`` or when three rounds in a row find no plane of ``min_inliers`` points.
 """
 
 from __future__ import annotations
@@ -131,15 +131,16 @@ def detect_planes(points: np.ndarray, normals: np.ndarray, config: PlaneDetectio
     rng = np.random.default_rng(config.seed)
     remaining = np.arange(len(pts))
     planes: list[Plane] = []
-    while len(planes) < config.max_planes and len(remaining) >= min_inliers:
+    failures = 0
+    while len(planes) < config.max_planes and len(remaining) >= min_inliers and failures < 3:
         seeds = remaining[rng.integers(0, len(remaining), min(config.hypotheses, len(remaining)))]
         probe = remaining[rng.choice(len(remaining), min(config.sample, len(remaining)), replace=False)]
         hyp_n = nrm[seeds]
         hyp_d = -np.einsum("hi,hi->h", hyp_n, pts[seeds])
-        near = np.abs(pts[probe] @ hyp_n.T + hyp_d) <= config.distance
+        near = np.abs(pts[probe] @ hyp_n.T + hyp_d) <= 0.5 * config.max_distance
         aligned = np.abs(nrm[probe] @ hyp_n.T) >= cos_max
         best = int(np.argmax((near & aligned).sum(axis=0)))
-        normal, offset, band = hyp_n[best], float(hyp_d[best]), config.distance
+        normal, offset, band = hyp_n[best], float(hyp_d[best]), 0.5 * config.max_distance
         for _ in range(3):  # refit on the inliers, then adapt the band to their residual spread
             inl = _inliers(pts, nrm, remaining, normal, offset, band, cos_max)
             if len(inl) < 3:
@@ -149,11 +150,35 @@ def detect_planes(points: np.ndarray, normals: np.ndarray, config: PlaneDetectio
             mad = 1.4826 * np.median(np.abs(resid - np.median(resid)))
             band = float(np.clip(config.noise_sigmas * mad, config.distance, config.max_distance))
         inl = _inliers(pts, nrm, remaining, normal, offset, band, cos_max)
-        if len(inl) < min_inliers:
-            break
+        if len(inl) < min_inliers:  # a bad draw on noisy normals: try again, three times at most
+            failures += 1
+            continue
+        failures = 0
         planes.append(Plane(normal, offset, inl, band))
         remaining = np.setdiff1d(remaining, inl, assume_unique=True)
     return planes
+
+
+def plane_inliers(points: np.ndarray, normals: np.ndarray, plane: Plane, normal_angle: float) -> Plane:
+    """``plane`` with its inliers recomputed on another point set of the same surface (e.g. the fine
+    points of a plane found on coarse voxels), with the plane's own noise-adapted band.
+
+    Args:
+        points: ``(M, 3)`` points.
+        normals: ``(M, 3)`` unit normals.
+        plane: the plane (its normal and offset are kept).
+        normal_angle: largest angle (degrees) between a point's normal and the plane's; finer
+            points have noisier normals, so this is usually wider than the detection's.
+
+    Returns:
+        A :class:`Plane` with the same normal and offset and inliers indexing ``points``.
+    """
+    pts = np.asarray(points, np.float64)
+    nrm = np.asarray(normals, np.float64)
+    cos_max = np.cos(np.deg2rad(normal_angle))
+    everything = np.arange(len(pts))
+    band = plane.distance
+    return Plane(plane.normal, plane.offset, _inliers(pts, nrm, everything, plane.normal, plane.offset, band, cos_max), band)
 
 
 def _inliers(pts: np.ndarray, nrm: np.ndarray, candidates: np.ndarray, normal: np.ndarray, offset: float,

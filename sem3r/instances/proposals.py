@@ -58,6 +58,8 @@ class ProposalConfig:
 
     Attributes:
         voxel_size: points are merged per voxel of this size (m).
+        structure_voxel_size: the structure planes are found on voxels of this size (m), then
+            labelled on the points (see :func:`estimate_structure`).
         k: graph neighbours per point.
         normal_k: points per PCA normal patch.
         structure: floor / wall / ceiling detection and the up vector.
@@ -75,6 +77,9 @@ class ProposalConfig:
             object when it covers at most this fraction of the plane's points.
         min_contrast: combined mode: a flat object's median colour differs from its plane's by at
             least this (RGB distance, 0-441): a piece of wall cut off by shading is not an object.
+        min_flat_points: combined mode: smallest flat object (points on its plane).
+        flat_score: combined mode: a flat object's score is this times the size term (flat objects
+            come from 2D masks alone, so they rank below well-bounded geometric proposals of their size).
         leg_floor_gap: a component whose lowest point is within this (m) of the floor stands on it.
         leg_footprint: a standing component under a component whose footprint it has at most this
             fraction of is a leg of it and joins it (table and chair legs, a lamp's pole: their
@@ -86,6 +91,7 @@ class ProposalConfig:
     """
 
     voxel_size: float = 0.02
+    structure_voxel_size: float = 0.05
     k: int = 10
     normal_k: int = 16
     structure: StructureConfig = field(default_factory=StructureConfig)
@@ -100,6 +106,8 @@ class ProposalConfig:
     shell_fraction: float = 0.8
     max_flat_fraction: float = 0.3
     min_contrast: float = 30.0
+    min_flat_points: int = 100
+    flat_score: float = 0.6
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
     leg_gap: float = 0.05
@@ -177,8 +185,12 @@ def point_graph(corr: Correspondence, k: int, normal_k: int) -> tuple[np.ndarray
     return edges, normals
 
 
-def estimate_structure(scene: Scene, config: ProposalConfig | None = None, voxel_size: float = 0.05) -> Structure:
-    """Floor, walls, ceiling and up of a Scene's geometry, on ``voxel_size`` voxels (a quick pass for up).
+def estimate_structure(scene: Scene, config: ProposalConfig | None = None) -> Structure:
+    """Floor, walls, ceiling and up of a Scene's geometry, found on ``config.structure_voxel_size`` voxels.
+
+    Coarse voxels average sensor noise away and their PCA normals span ``normal_k`` voxels (about
+    20 cm at 5 cm voxels), so plane detection holds on Kinect depth whose 2 cm voxels have normals
+    too noisy to vote; :meth:`Structure.on_points` carries the planes to finer points.
 
     Example:
         >>> from sem3r.data.synthetic import SynthConfig, generate_scene
@@ -188,7 +200,7 @@ def estimate_structure(scene: Scene, config: ProposalConfig | None = None, voxel
     """
     config = config or ProposalConfig()
     config.validate()
-    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=voxel_size))
+    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.structure_voxel_size))
     _, normals = point_graph(corr, config.k, config.normal_k)
     return detect_structure(corr.points.astype(np.float64), normals, scene.cam_from_world, config.structure)
 
@@ -222,19 +234,61 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
     corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.voxel_size))
     edges, normals = point_graph(corr, config.k, config.normal_k)
     pts = corr.points.astype(np.float64)
-    structure = detect_structure(pts, normals, scene.cam_from_world, config.structure)
+    structure = estimate_structure(scene, config).on_points(pts, normals, config.structure)
     point_ids = None
     if lifted is not None:
         lifted = np.asarray(lifted)
         if lifted.shape != corr.point_of_pixel.shape:
             raise Sem3RError(f"lifted masks must have shape {corr.point_of_pixel.shape}, got {lifted.shape}")
         point_ids = corr.point_labels(lifted.astype(np.int64))
+    sp_ids, instances, scores, flat = group_objects(pts, normals, edges, structure, config, point_ids, corr.colors)
+    return Proposals(corr, normals, structure, sp_ids, instances, scores, flat)
+
+
+def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,
+                  config: ProposalConfig | None = None, point_ids: np.ndarray | None = None,
+                  colors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 3-6 of the module docstring on bare points: superpoints, joins, merging, filtering.
+
+    Args:
+        points: ``(M, 3)`` points.
+        normals: ``(M, 3)`` unit normals turned toward the cameras (outward from the surfaces).
+        edges: ``(E, 2) int`` undirected point graph.
+        structure: the points' structure (:func:`~sem3r.instances.structure.detect_structure`).
+        config: see :class:`ProposalConfig`.
+        point_ids: ``(M,) int`` lifted 2D instance per point (-1 none), for the combined mode.
+        colors: ``(M, 3) uint8`` point colours (needed with ``point_ids`` for flat objects).
+
+    Returns:
+        ``superpoints (M,) int64`` (-1 on structure), ``instances (M,) int32`` (-1 none),
+        ``scores (K,) float32``, ``flat (K,) bool``.
+
+    Example:
+        >>> from sem3r.instances.structure import detect_structure
+        >>> g = np.linspace(0, 2, 81)
+        >>> floor = np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(81 * 81)]
+        >>> h = np.linspace(0.8, 1.2, 17)[1:-1]
+        >>> top = np.c_[np.stack(np.meshgrid(h, h), -1).reshape(-1, 2), np.full(225, 0.3)]
+        >>> pts = np.r_[floor[~((np.abs(floor[:, 0] - 1) < 0.2) & (np.abs(floor[:, 1] - 1) < 0.2))], top]
+        >>> nrm = np.tile([0.0, 0, 1], (len(pts), 1))
+        >>> cams = np.array([[[1.0, 0, 0, -1], [0, 0, -1, 1.5], [0, 1, 0, -1]]])
+        >>> structure = detect_structure(pts, nrm, cams)
+        >>> edges = edges_from_neighbours(knn_neighbours(pts, 8)[1])
+        >>> _, instances, scores, _ = group_objects(pts, nrm, edges, structure, ProposalConfig(min_points=10))
+        >>> len(scores), int((instances == 0).sum())
+        (1, 225)
+    """
+    config = config or ProposalConfig()
+    config.validate()
+    pts = np.asarray(points, np.float64)
     sp_ids = _object_superpoints(pts, normals, edges, structure, config)
     instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config)
     flat = np.zeros(len(scores), bool)
     if point_ids is not None:
-        instances, scores, flat = _add_flat_objects(pts, corr.colors, structure, point_ids, instances, scores, config)
-    return Proposals(corr, normals, structure, sp_ids, instances, scores, flat)
+        if colors is None:
+            raise Sem3RError("the combined mode needs the points' colours for flat objects")
+        instances, scores, flat = _add_flat_objects(pts, colors, structure, point_ids, instances, scores, config)
+    return sp_ids, instances, scores, flat
 
 
 def _object_superpoints(pts: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,
@@ -390,7 +444,7 @@ def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, structure: Structure,
     plane_sizes = np.array([len(p.inliers) for p in structure.planes])
     groups, plane, _, on_plane = group_majority(point_ids[free], plane_of[free])
     lifted_total = np.bincount(point_ids[point_ids >= 0], minlength=int(point_ids.max()) + 1)
-    ok = (plane >= 0) & (on_plane >= config.min_points) & (on_plane >= 0.5 * lifted_total[groups])
+    ok = (plane >= 0) & (on_plane >= config.min_flat_points) & (on_plane >= 0.5 * lifted_total[groups])
     ok[ok] &= on_plane[ok] <= config.max_flat_fraction * plane_sizes[plane[ok]]
     instances = instances.copy()
     colors = colors.astype(np.float64)
@@ -403,6 +457,6 @@ def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, structure: Structure,
         if not config.min_extent <= extent <= config.max_extent or contrast < config.min_contrast:
             continue
         instances[members] = len(scores) + len(new_scores)
-        new_scores.append(0.6 * min(1.0, np.log(members.sum()) / np.log(config.size_saturation)))
+        new_scores.append(config.flat_score * min(1.0, np.log(members.sum()) / np.log(config.size_saturation)))
     scores = np.r_[scores, np.asarray(new_scores, np.float32)].astype(np.float32)
     return instances, scores, np.r_[flat_flags, np.ones(len(new_scores), bool)]

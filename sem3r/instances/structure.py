@@ -26,6 +26,7 @@ reliable reference. :func:`detect_structure` works on points with oriented-or-no
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +34,7 @@ import numpy as np
 from sem3r.errors import Sem3RError
 from sem3r.geometry._validate import point_array
 from sem3r.geometry.camera import camera_centers
-from sem3r.geometry.planes import Plane, PlaneDetectionConfig, detect_planes
+from sem3r.geometry.planes import Plane, PlaneDetectionConfig, detect_planes, plane_inliers
 
 STRUCTURE_CLASSES = ("floor", "wall", "ceiling")
 """Structure class names; :attr:`Structure.labels` index this tuple (-1: not structure)."""
@@ -56,6 +57,9 @@ class StructureConfig:
         min_camera_height: the cameras' median height over a floor is at least this (m)...
         max_camera_height: ... and at most this (m).
         min_points: smallest structure plane, as a fraction of all points (``< 1``) or a count.
+        label_normal_angle: :meth:`Structure.on_points` takes points within this angle (degrees) of a
+            plane's normal (fine points on sensor depth have noisy normals; an object's side
+            touching a wall is at 90 degrees).
     """
 
     planes: PlaneDetectionConfig = field(default_factory=PlaneDetectionConfig)
@@ -68,6 +72,7 @@ class StructureConfig:
     min_camera_height: float = 0.2
     max_camera_height: float = 3.0
     min_points: float = 0.01
+    label_normal_angle: float = 60.0
 
     def validate(self) -> None:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
@@ -106,6 +111,30 @@ class Structure:
     floor_height: float | None
     camera_up_error: float
     note: str = ""
+
+    def on_points(self, points: np.ndarray, normals: np.ndarray, config: StructureConfig | None = None) -> Structure:
+        """The same structure labelled on another point set of the scene (e.g. the fine points when the
+        planes were found on coarse voxels): each plane's inliers are recomputed there
+        (:func:`~sem3r.geometry.planes.plane_inliers`), the first plane claiming a point keeps it.
+
+        Args:
+            points: ``(M, 3)`` points.
+            normals: ``(M, 3)`` unit normals.
+            config: band and normal-angle limits (default :class:`StructureConfig`).
+        """
+        config = config or StructureConfig()
+        pts = point_array(points, "structure points", min_points=0)
+        labels = np.full(len(pts), -1, np.int8)
+        planes = []
+        taken = np.zeros(len(pts), bool)
+        for plane, kind in zip(self.planes, self.kinds):
+            fine = plane_inliers(pts, normals, plane, config.label_normal_angle)
+            fine = Plane(fine.normal, fine.offset, fine.inliers[~taken[fine.inliers]], fine.distance)
+            taken[fine.inliers] = True
+            if kind in STRUCTURE_CLASSES:
+                labels[fine.inliers] = STRUCTURE_CLASSES.index(kind)
+            planes.append(fine)
+        return dataclasses.replace(self, labels=labels, planes=planes)
 
     @property
     def is_structure(self) -> np.ndarray:
