@@ -15,8 +15,9 @@ Two paths give the same result type, :class:`Segment3DResult`:
   rooms of ``benchmarks/ovseg3r_ablation.py`` this removes masks that spill across the room and
   raises the VIP model's AP from 51.5 to 61.2 (the no-VIP model's from 57.9 to 59.4).
 - **training-free** (no checkpoint): the per-view 2D masks are lifted and merged across views
-  (:func:`~sem3r.instances.lifting.lift_masks`), carried to the points, and snapped to the
-  superpoints (each superpoint takes the majority instance of its points, so instance borders
+  (:func:`~sem3r.instances.lifting.lift_masks`), combined with the geometry into object proposals
+  (structure removed, superpoints grouped across convex joins; ``proposals=None`` skips this and
+  keeps the lifted masks), carried to the points, and snapped to the superpoints (each superpoint takes the majority instance of its points, so instance borders
   follow the superpoint borders). An instance's class is the majority of its pixels' 2D classes;
   its score is the fraction of those pixels that agree.
 
@@ -37,6 +38,7 @@ import torch
 from sem3r.errors import Sem3RError
 from sem3r.geometry.voxels import group_majority
 from sem3r.instances.lifting import LiftConfig, lift_masks
+from sem3r.instances.proposals import ProposalConfig, geometric_proposals
 from sem3r.scene import InstanceTable, Scene
 from sem3r.semantics.checkpoint import load_segmenter
 from sem3r.semantics.point_inputs import (
@@ -68,6 +70,13 @@ class Segment3DConfig:
         seed_views_only: keep a query's mask to the superpoints seen by a view that also sees its
             seed superpoint (VIP's view partition at inference; see the module docstring).
         lift: the training-free path's lifting thresholds.
+        proposals: the training-free path's instances are the ``combined`` geometric proposals
+            (:func:`~sem3r.instances.proposals.geometric_proposals` with the lifted masks as the 2D
+            cue) with these settings; ``None`` keeps the lifted masks themselves; ``"auto"``: the
+            proposals for the ``oversegment`` source (its masks split objects into parts and the
+            geometry holds them together), the lifted masks for sources that see whole objects
+            (``gt``, ``sam``: with near-perfect 2D masks the geometry only merges neighbours;
+            AP50 0.61 vs 0.85 on a synthetic room).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
 
@@ -83,6 +92,7 @@ class Segment3DConfig:
     min_points: int = 10
     seed_views_only: bool = True
     lift: LiftConfig = field(default_factory=LiftConfig)
+    proposals: ProposalConfig | str | None = "auto"
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -95,6 +105,10 @@ class Segment3DConfig:
         if self.min_points < 1:
             raise Sem3RError(f"min_points must be positive, got {self.min_points}")
         self.lift.validate()
+        if isinstance(self.proposals, str) and self.proposals != "auto":
+            raise Sem3RError(f"proposals must be a ProposalConfig, None or 'auto', got '{self.proposals}'")
+        if isinstance(self.proposals, ProposalConfig):
+            self.proposals.validate()
 
 
 @dataclass
@@ -198,6 +212,11 @@ def _predict(inputs: PointInputs, model: torch.nn.Module, text: np.ndarray, conf
 def _lift(scene: Scene, inputs: PointInputs, view_masks: np.ndarray, view_classes: np.ndarray, config: Segment3DConfig):
     """The training-free path; returns masks (K, P) bool, classes, scores."""
     lifted = lift_masks(scene, view_masks, config.lift)
+    proposals = config.proposals
+    if proposals == "auto":
+        proposals = ProposalConfig() if config.mask_source == "oversegment" else None
+    if proposals is not None:
+        lifted = geometric_proposals(scene, proposals, lifted).to_pixels()
     corr = inputs.correspondence
     point_ids = _superpoint_majority(inputs.superpoints, corr.point_labels(lifted))
     ids, inverse = np.unique(point_ids, return_inverse=True)
