@@ -7,13 +7,33 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
 from sem3r.errors import Sem3RError
 
 Positional = tyro.conf.Positional
+SourceOptions = Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="KEY=VALUE")]
+"""A repeatable ``--source-option KEY=VALUE``: a field of the 2D mask source's config."""
+
+
+def _mask_source_options(source: str, items: tuple[str, ...] = (), sam_model: str | None = None) -> dict:
+    """Typed config overrides of the 2D mask source ``source`` from ``KEY=VALUE`` items.
+
+    ``sam_model`` is a shortcut for ``model=SAM_MODEL`` (an explicit ``model=`` item wins). Values
+    are typed by the fields of the source's config dataclass (:func:`sem3r.config.parse_options`).
+
+    Raises:
+        Sem3RError: unknown source, an unknown key or a value that does not parse (one line naming
+            the key and the valid keys).
+    """
+    from sem3r.config import parse_options
+    from sem3r.instances.mask_sources import get_mask_source
+
+    _, config_cls = get_mask_source(source).load()
+    items = ([f"model={sam_model}"] if sam_model else []) + list(items)
+    return parse_options(config_cls, items, f"mask source '{source}'")
 
 
 def synth(
@@ -284,6 +304,7 @@ def segment(
     min_cluster_size: int | None = None,
     source: str = "oversegment",
     sam_model: str | None = None,
+    source_option: SourceOptions = (),
     resolution: int = 518,
     device: str = "auto",
 ) -> None:
@@ -303,7 +324,9 @@ def segment(
         preset: iggt/perview: clustering preset for small, medium or large objects.
         min_cluster_size: iggt/perview: HDBSCAN minimum cluster size (overrides the preset).
         source: lift: 2D mask source (gt: the scene's masks with per-view random ids; oversegment; sam).
-        sam_model: lift with --source sam: SAM model folder or hub id.
+        sam_model: lift with --source sam: SAM model folder or hub id (same as --source-option model=...).
+        source_option: lift: set a field of the 2D mask source's config, typed by the field.
+            E.g. min_size=200 or depth_cut=none for oversegment; an unknown key lists the valid ones.
         resolution: iggt/perview with --checkpoint: model resolution (multiple of 14).
         device: auto, cpu or cuda.
     """
@@ -312,8 +335,11 @@ def segment(
     from sem3r.scene import Scene
 
     scene = Scene.load(scene_dir)
+    if source_option and method not in ("lift", "combined"):
+        raise Sem3RError(f"--source-option sets the 2D mask source of --method lift or combined; --method {method} uses none")
+    source_options = _mask_source_options(source, source_option, sam_model) if method in ("lift", "combined") else {}
     if method == "lift":
-        options = {"source": source, "source_options": {"model": sam_model} if sam_model else {}}
+        options = {"source": source, "source_options": source_options}
     else:
         clustering = ClusteringConfig(preset=preset or "medium", min_cluster_size=min_cluster_size)
         options = {"checkpoint": checkpoint, "clustering": clustering, "resolution": resolution, "device": device}
@@ -328,6 +354,7 @@ def segment3d(
     checkpoint: str | None = None,
     source: str = "auto",
     sam_model: str | None = None,
+    source_option: SourceOptions = (),
     text_encoder: str | None = None,
     vlm: str | None = None,
     out: Path | None = None,
@@ -354,7 +381,9 @@ def segment3d(
         classes: comma-separated class names, e.g. "chair,table,painting".
         checkpoint: trained segmenter folder (TRAIN.OUT_DIR or its model/).
         source: 2D mask source: auto, gt, oversegment or sam.
-        sam_model: with --source sam: SAM model folder or hub id.
+        sam_model: with --source sam: SAM model folder or hub id (same as --source-option model=...).
+        source_option: set a field of the 2D mask source's config, typed by the field.
+            E.g. min_size=200 for oversegment or miss_rate=0.2 for gt; an unknown key lists the valid ones.
         text_encoder: hash, clip, or a CLIP/SigLIP folder or hub id (default: the checkpoint's).
         vlm: CLIP/SigLIP folder or hub id that labels the instances from their pixels.
         out: Scene folder to write (default: SCENE_DIR itself).
@@ -371,7 +400,7 @@ def segment3d(
     if source == "auto":
         source = "gt" if scene.instance_masks is not None and scene.semantic_masks is not None else "oversegment"
     config = Segment3DConfig(checkpoint=checkpoint, mask_source=source,
-                             mask_options={"model": sam_model} if sam_model else {}, text_encoder=text_encoder,
+                             mask_options=_mask_source_options(source, source_option, sam_model), text_encoder=text_encoder,
                              score_threshold=score_threshold, device=device)
     result = run_segment3d(scene, classes.split(","), config)
     segmented = result.scene

@@ -103,11 +103,12 @@ def test_demo_writes_every_output(tmp_path, capsys):
         assert (out / name).is_file(), name
         assert str(out / name.split("/")[0]) in stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    # oracle geometry: exact depth; instances from the training-free lift of a 2D over-segmentation
+    # oracle geometry: exact depth; instances from combined (geometric proposals + lifted 2D over-segments)
     assert metrics["depth/abs_rel"] == pytest.approx(0.0, abs=1e-6)
     assert 0.0 < metrics["tracking/t_miou"] < 1.0
     scene = Scene.load(out / "scene")
-    assert scene.metadata["segmentation"] == "lift" and scene.metadata["segmentation_config"]["source"] == "oversegment"
+    assert scene.metadata["segmentation"] == "combined" and scene.metadata["segmentation_config"]["source"] == "oversegment"
+    assert scene.metadata["structure"]["up_source"] == "floor" and 0.0 <= metrics["objects/ap"] <= 1.0
     assert len(scene.instances) > 5 and all(scene.instances.labels)
     assert "Metrics against ground truth" in (out / "report.md").read_text()
 
@@ -220,3 +221,42 @@ def test_ask_and_bev(tmp_path, capsys):
     assert code == 2 and "cannot reach" in err
     code, out, _ = run_cli(capsys, "bev", str(scene_dir), "--out", str(tmp_path / "top.png"), "--markers")
     assert code == 0 and (tmp_path / "top.png").is_file() and (tmp_path / "top_mask.png").is_file()
+
+
+def test_segment_source_options_are_typed_and_bad_ones_are_one_line_errors(tmp_path, capsys):
+    from sem3r.data.synthetic import SynthConfig, generate_scene
+
+    scene_dir = generate_scene(SynthConfig(seed=0, num_views=2, height=48, width=64, num_points=0)).scene.save(tmp_path / "s")
+    lift = ("segment", str(scene_dir), "--method", "lift", "--source", "oversegment")
+    masks = {}
+    for name, options in (("default", ()), ("coarse", ("--source-option", "min_size=400", "--source-option", "depth_cut=none"))):
+        code, out, err = run_cli(capsys, *lift, *options, "--out", str(tmp_path / name))
+        assert code == 0 and out.startswith("lift: "), err
+        masks[name] = Scene.load(tmp_path / name).instance_masks
+    # min_size=400 (of 3072 pixels) leaves at most 7 segments per view to lift: fewer instances.
+    assert len(np.unique(masks["coarse"])) < len(np.unique(masks["default"]))
+    for bad, words in ((("nope=1",), ("'nope'", "valid keys: k, ", "min_size")),
+                       (("min_size=abc",), ("min_size", "expected int", "valid keys")),
+                       (("min_size",), ("key=value", "valid keys")),
+                       (("depth_cut=-1",), ("depth_cut",))):
+        code, out, err = run_cli(capsys, *lift, "--source-option", *bad, "--out", str(tmp_path / "bad"))
+        assert code == 2 and err.startswith("sem3r: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        assert all(word in err for word in words), err
+    assert not (tmp_path / "bad").exists()
+    code, _, err = run_cli(capsys, "segment", str(scene_dir), "--method", "iggt", "--source-option", "min_size=3")
+    assert code == 2 and "--source-option" in err and err.count("\n") == 1
+    # --sam-model is --source-option model=...: the gt source has no model
+    code, _, err = run_cli(capsys, *lift[:5], "gt", "--sam-model", "x", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "'model'" in err and "miss_rate" in err
+
+
+def test_segment3d_takes_source_options(tmp_path, capsys):
+    from sem3r.data.synthetic import SynthConfig, generate_scene
+
+    scene_dir = generate_scene(SynthConfig(seed=0, num_views=2, height=48, width=64, num_points=0)).scene.save(tmp_path / "s")
+    base = ("segment3d", str(scene_dir), "--classes", "chair,table", "--source", "gt")
+    code, out, err = run_cli(capsys, *base, "--source-option", "miss_rate=1.0", "--out", str(tmp_path / "none"))
+    assert code == 0, err
+    assert (Scene.load(tmp_path / "none").instance_masks == -1).all()  # every 2D mask missed: nothing to lift
+    code, _, err = run_cli(capsys, *base, "--source-option", "miss_rat=0.5", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "miss_rat" in err and "valid keys: seed, miss_rate" in err and err.count("\n") == 1
