@@ -297,7 +297,7 @@ def train(what: Positional[Literal["geometry", "iggt", "segmenter3d"]], config: 
 
 def segment(
     scene_dir: Positional[Path],
-    method: Literal["iggt", "perview", "lift"] = "iggt",
+    method: Literal["iggt", "perview", "lift", "geometric", "combined"] = "iggt",
     out: Path | None = None,
     checkpoint: str | None = None,
     preset: Literal["small", "medium", "large"] | None = None,
@@ -307,14 +307,18 @@ def segment(
     source_option: SourceOptions = (),
     resolution: int = 518,
     device: str = "auto",
+    up: str | None = None,
 ) -> None:
     """Segment a reconstructed Scene into instances whose ids are shared across views.
 
     iggt clusters IGGT instance features of all views jointly (the Scene's own features, written
     by `sem3r reconstruct --checkpoint IGGT`, or predicted here with --checkpoint); perview clusters
     each view alone (baseline); lift lifts per-view 2D masks (--source gt | oversegment | sam) into
-    3D and merges them across views by view consensus. The masks and the instance table are written
-    into the Scene (or into --out).
+    3D and merges them across views by view consensus; geometric needs no weights and no 2D masks:
+    it finds the floor, walls and ceiling (and gravity from the floor), removes them and groups the
+    remaining surface into objects across convex joins, splitting at concave ones; combined adds
+    the lifted 2D masks of --source (default oversegment) as a second cue, the best method without
+    downloaded weights. The masks and the instance table are written into the Scene (or into --out).
 
     Args:
         scene_dir: a Scene folder with geometry (sem3r reconstruct, import of RGB-D, synth).
@@ -329,6 +333,7 @@ def segment(
             E.g. min_size=200 or depth_cut=none for oversegment; an unknown key lists the valid ones.
         resolution: iggt/perview with --checkpoint: model resolution (multiple of 14).
         device: auto, cpu or cuda.
+        up: geometric/combined: world up as x,y,z (or +z, -y, ...) instead of the floor plane's normal.
     """
     from sem3r.instances import ClusteringConfig
     from sem3r.instances import segment as run_segment
@@ -340,12 +345,26 @@ def segment(
     source_options = _mask_source_options(source, source_option, sam_model) if method in ("lift", "combined") else {}
     if method == "lift":
         options = {"source": source, "source_options": source_options}
+    elif method in ("geometric", "combined"):
+        from sem3r.instances.proposals import ProposalConfig
+        from sem3r.instances.structure import StructureConfig, parse_up
+
+        proposals = ProposalConfig(structure=StructureConfig(up=None if up is None else tuple(parse_up(up))))
+        options = {"proposals": proposals}
+        if method == "combined":
+            options |= {"source": source, "source_options": source_options}
     else:
         clustering = ClusteringConfig(preset=preset or "medium", min_cluster_size=min_cluster_size)
         options = {"checkpoint": checkpoint, "clustering": clustering, "resolution": resolution, "device": device}
     result = run_segment(scene, method, **options)
     result.save(out or scene_dir)
     print(f"{method}: {len(result.instances)} instances in {result.num_views} views -> {out or scene_dir}")
+    structure = result.metadata.get("structure") if method in ("geometric", "combined") else None
+    if structure:
+        print(f"up: {', '.join(f'{v:.3f}' for v in structure['up'])} (from the {structure['up_source']}; "
+              f"{structure['camera_up_error_deg']:.1f} deg from the cameras' mean up)")
+        if structure.get("note"):
+            print(f"note: {structure['note']}")
 
 
 def segment3d(
@@ -428,6 +447,7 @@ def bev(
     out: Path | None = None,
     resolution: int = 432,
     markers: bool = False,
+    up: str = "auto",
 ) -> None:
     """Render a bird's-eye view of a Scene's coloured point cloud (ROSS3D section 4.3).
 
@@ -439,11 +459,12 @@ def bev(
         out: PNG to write (default: SCENE_DIR/bev.png; the mask goes beside it as *_mask.png).
         resolution: image side in pixels.
         markers: draw instance ids.
+        up: world up: auto (the Scene's recorded up, else the floor plane's normal), x,y,z, or +z, -y, ...
     """
     from sem3r.reasoning.bev import BEVConfig, render_bev, save_bev
     from sem3r.scene import Scene
 
-    image = render_bev(Scene.load(scene_dir), BEVConfig(resolution=resolution, markers=markers))
+    image = render_bev(Scene.load(scene_dir), BEVConfig(resolution=resolution, markers=markers, up=up))
     for path in save_bev(image, out or scene_dir / "bev.png"):
         print(f"wrote {path}")
 
@@ -453,6 +474,7 @@ def ask(
     question: Positional[str],
     lmm: str | None = None,
     lmm_model: str = "default",
+    up: str = "auto",
 ) -> None:
     """Answer a spatial question about a segmented Scene, with a number and a short explanation.
 
@@ -466,6 +488,7 @@ def ask(
         question: e.g. "how far is the sofa from the door?".
         lmm: an OpenAI-compatible endpoint (http://host:port/v1) or a local vision-language model.
         lmm_model: model name sent to the endpoint.
+        up: world up: auto (the Scene's recorded up, else the floor plane's normal), x,y,z, or +z, -y, ...
     """
     from sem3r.reasoning.qa import ask as run_ask
     from sem3r.scene import Scene
@@ -476,7 +499,9 @@ def ask(
 
         model = make_lmm(lmm, model=lmm_model) if lmm.startswith(("http://", "https://")) else make_lmm(lmm)
         backend = model.chat
-    answer = run_ask(Scene.load(scene_dir), question, lmm=backend)
+    from sem3r.reasoning.scene_graph import SceneGraphConfig
+
+    answer = run_ask(Scene.load(scene_dir), question, lmm=backend, graph_config=SceneGraphConfig(up=up))
     if answer.kind == "error":
         raise Sem3RError(answer.explanation)
     value = answer.value

@@ -5,9 +5,10 @@ A point with a normal defines a plane hypothesis by itself (``n . x = n . p``), 
 points (an inlier lies within ``max_distance / 2`` of the plane *and* has a normal within
 ``normal_angle`` of it, so the two sides of a thin board or a table top seen from below are not
 counted twice), refits the best one by least squares (SVD) on all its inliers and removes them.
-The inlier distance adapts to the data: after a first refit it becomes
-``max(distance, noise_sigmas * 1.4826 * MAD)`` of the inliers' residuals, so the same settings hold
-on exact synthetic depth (1-2 cm band) and on Kinect depth whose noise grows with distance.
+The inlier distance adapts to the data: after a first refit it becomes, for a point seen from ``r``
+metres, ``clip(noise_sigmas * 1.4826 * MAD(residual / r^2) * r^2, distance, max_distance)`` (with
+``ranges``; without, ``r = 1``), so the same settings hold on exact synthetic depth (a 1 cm band)
+and on Kinect depth, whose noise and quantisation grow as the square of the range.
 Rounds stop at ``max_planes`` or when three rounds in a row find no plane of ``min_inliers`` points.
 """
 
@@ -38,9 +39,9 @@ class PlaneDetectionConfig:
     """
 
     distance: float = 0.01
-    max_distance: float = 0.06
+    max_distance: float = 0.12
     noise_sigmas: float = 3.0
-    normal_angle: float = 25.0
+    normal_angle: float = 35.0
     hypotheses: int = 256
     sample: int = 20_000
     min_inliers: float = 0.01
@@ -67,13 +68,24 @@ class Plane:
         normal: ``(3,) float64`` unit normal.
         offset: ``d`` of ``n . x + d = 0``.
         inliers: ``(K,) int64`` indices of the points assigned to the plane.
-        distance: the inlier distance used (m), after noise adaptation.
+        distance: the smallest inlier distance (m).
+        noise: range-scaled noise of the inliers (1/m): a point seen from ``r`` metres is an inlier
+            within ``clip(noise * r**2, distance, max_band)`` of the plane (depth-sensor noise grows
+            as the square of the range); 0 for exact depth.
+        max_band: the largest inlier distance (m).
     """
 
     normal: np.ndarray
     offset: float
     inliers: np.ndarray
     distance: float
+    noise: float = 0.0
+    max_band: float = np.inf
+
+    def band(self, ranges: np.ndarray | None) -> np.ndarray | float:
+        """Inlier distance (m) of points seen from ``ranges (M,)`` metres (``None``: 1 m)."""
+        r2 = 1.0 if ranges is None else np.asarray(ranges, np.float64) ** 2
+        return np.clip(self.noise * r2, self.distance, max(self.distance, self.max_band))
 
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
         """``(M,)`` signed distances of ``points (M, 3)`` to the plane (positive on the normal's side)."""
@@ -81,7 +93,7 @@ class Plane:
 
     def flipped(self) -> Plane:
         """The same plane with the opposite normal."""
-        return Plane(-self.normal, -self.offset, self.inliers, self.distance)
+        return Plane(-self.normal, -self.offset, self.inliers, self.distance, self.noise, self.max_band)
 
 
 def fit_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -98,13 +110,16 @@ def fit_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
     return normal, float(-normal @ centre)
 
 
-def detect_planes(points: np.ndarray, normals: np.ndarray, config: PlaneDetectionConfig | None = None) -> list[Plane]:
+def detect_planes(points: np.ndarray, normals: np.ndarray, config: PlaneDetectionConfig | None = None,
+                  ranges: np.ndarray | None = None) -> list[Plane]:
     """Dominant planes of a cloud, largest first (see the module docstring).
 
     Args:
         points: ``(M, 3)`` points (metres).
         normals: ``(M, 3)`` unit normals (orientation does not matter).
         config: see :class:`PlaneDetectionConfig`.
+        ranges: ``(M,)`` distance (m) from each point to the camera that saw it; the inlier band
+            then grows with the square of the range (sensor depth noise); ``None``: one band.
 
     Returns:
         Planes with disjoint inlier sets, in detection order (each the largest of what remained).
@@ -127,6 +142,9 @@ def detect_planes(points: np.ndarray, normals: np.ndarray, config: PlaneDetectio
     if nrm.shape != pts.shape or not np.isfinite(nrm).all():
         raise Sem3RError(f"normals must be finite with the points' shape {pts.shape}, got {nrm.shape}")
     min_inliers = max(3, int(config.min_inliers if config.min_inliers >= 1 else np.ceil(config.min_inliers * len(pts))))
+    r2 = np.ones(len(pts)) if ranges is None else np.maximum(np.asarray(ranges, np.float64), 1e-3) ** 2
+    if r2.shape != (len(pts),) or not np.isfinite(r2).all():
+        raise Sem3RError(f"ranges must be finite with one value per point ({len(pts)}), got {np.shape(ranges)}")
     cos_max = np.cos(np.deg2rad(config.normal_angle))
     rng = np.random.default_rng(config.seed)
     remaining = np.arange(len(pts))
@@ -140,50 +158,53 @@ def detect_planes(points: np.ndarray, normals: np.ndarray, config: PlaneDetectio
         near = np.abs(pts[probe] @ hyp_n.T + hyp_d) <= 0.5 * config.max_distance
         aligned = np.abs(nrm[probe] @ hyp_n.T) >= cos_max
         best = int(np.argmax((near & aligned).sum(axis=0)))
-        normal, offset, band = hyp_n[best], float(hyp_d[best]), 0.5 * config.max_distance
+        plane = Plane(hyp_n[best], float(hyp_d[best]), np.zeros(0, np.int64), 0.5 * config.max_distance)
         for _ in range(3):  # refit on the inliers, then adapt the band to their residual spread
-            inl = _inliers(pts, nrm, remaining, normal, offset, band, cos_max)
+            inl = _inliers(pts, nrm, remaining, plane, r2, cos_max)
             if len(inl) < 3:
                 break
             normal, offset = fit_plane(pts[inl])
-            resid = pts[inl] @ normal + offset
-            mad = 1.4826 * np.median(np.abs(resid - np.median(resid)))
-            band = float(np.clip(config.noise_sigmas * mad, config.distance, config.max_distance))
-        inl = _inliers(pts, nrm, remaining, normal, offset, band, cos_max)
+            scaled = (pts[inl] @ normal + offset) / r2[inl]
+            noise = config.noise_sigmas * 1.4826 * np.median(np.abs(scaled - np.median(scaled)))
+            plane = Plane(normal, offset, inl, config.distance, float(noise), config.max_distance)
+        inl = _inliers(pts, nrm, remaining, plane, r2, cos_max)
         if len(inl) < min_inliers:  # a bad draw on noisy normals: try again, three times at most
             failures += 1
             continue
         failures = 0
-        planes.append(Plane(normal, offset, inl, band))
+        plane.inliers = inl
+        planes.append(plane)
         remaining = np.setdiff1d(remaining, inl, assume_unique=True)
     return planes
 
 
-def plane_inliers(points: np.ndarray, normals: np.ndarray, plane: Plane, normal_angle: float) -> Plane:
+def plane_inliers(points: np.ndarray, normals: np.ndarray, plane: Plane, normal_angle: float,
+                  ranges: np.ndarray | None = None) -> Plane:
     """``plane`` with its inliers recomputed on another point set of the same surface (e.g. the fine
     points of a plane found on coarse voxels), with the plane's own noise-adapted band.
 
     Args:
         points: ``(M, 3)`` points.
         normals: ``(M, 3)`` unit normals.
-        plane: the plane (its normal and offset are kept).
+        plane: the plane (its normal, offset and band are kept).
         normal_angle: largest angle (degrees) between a point's normal and the plane's; finer
             points have noisier normals, so this is usually wider than the detection's.
+        ranges: ``(M,)`` distance (m) from each point to its camera (``None``: 1 m).
 
     Returns:
-        A :class:`Plane` with the same normal and offset and inliers indexing ``points``.
+        A :class:`Plane` with the same normal, offset and band, and inliers indexing ``points``.
     """
     pts = np.asarray(points, np.float64)
-    nrm = np.asarray(normals, np.float64)
-    cos_max = np.cos(np.deg2rad(normal_angle))
-    everything = np.arange(len(pts))
-    band = plane.distance
-    return Plane(plane.normal, plane.offset, _inliers(pts, nrm, everything, plane.normal, plane.offset, band, cos_max), band)
+    r2 = np.ones(len(pts)) if ranges is None else np.maximum(np.asarray(ranges, np.float64), 1e-3) ** 2
+    inl = _inliers(pts, np.asarray(normals, np.float64), np.arange(len(pts)), plane, r2,
+                   np.cos(np.deg2rad(normal_angle)))
+    return Plane(plane.normal, plane.offset, inl, plane.distance, plane.noise, plane.max_band)
 
 
-def _inliers(pts: np.ndarray, nrm: np.ndarray, candidates: np.ndarray, normal: np.ndarray, offset: float,
-             band: float, cos_max: float) -> np.ndarray:
-    """The ``candidates`` within ``band`` of the plane whose normals agree with it."""
-    near = np.abs(pts[candidates] @ normal + offset) <= band
-    aligned = np.abs(nrm[candidates] @ normal) >= cos_max
+def _inliers(pts: np.ndarray, nrm: np.ndarray, candidates: np.ndarray, plane: Plane, r2: np.ndarray,
+             cos_max: float) -> np.ndarray:
+    """The ``candidates`` within the plane's band (at their squared ranges ``r2``) whose normals agree with it."""
+    band = np.clip(plane.noise * r2[candidates], plane.distance, max(plane.distance, plane.max_band))
+    near = np.abs(pts[candidates] @ plane.normal + plane.offset) <= band
+    aligned = np.abs(nrm[candidates] @ plane.normal) >= cos_max
     return candidates[near & aligned]

@@ -70,8 +70,9 @@ class ProposalConfig:
         min_points: smallest proposal (points, i.e. voxels).
         min_extent: smallest largest side of a proposal's bounding box (m).
         max_extent: largest largest side (m); bigger ones are leftover structure.
-        shell_distance: a proposal with ``shell_fraction`` of its points within this distance (m)
-            of a structure plane, and thinner than ``2 * shell_distance`` off it, is structure noise.
+        shell_distance: a proposal with ``shell_fraction`` of its points within this distance (m),
+            or 1.5 times the plane's noise band at their range, of a structure plane, and no point
+            beyond twice that, is structure noise.
         shell_fraction: see ``shell_distance``.
         max_flat_fraction: combined mode: a lifted 2D instance on a structure plane becomes a flat
             object when it covers at most this fraction of the plane's points.
@@ -105,8 +106,12 @@ class ProposalConfig:
     shell_distance: float = 0.05
     shell_fraction: float = 0.8
     max_flat_fraction: float = 0.3
+    flat_kinds: tuple[str, ...] = ("wall",)
     min_contrast: float = 30.0
+    contrast_sigmas: float = 3.0
     min_flat_points: int = 100
+    min_flat_extent: float = 0.15
+    colour_smoothing: int = 4
     flat_score: float = 0.6
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
@@ -169,8 +174,10 @@ class Proposals:
         return self.correspondence.to_pixels(self.point_instances).astype(np.int32)
 
     def structure_pixels(self) -> np.ndarray:
-        """``(N, H, W) int32`` structure class of every pixel (index into ``STRUCTURE_CLASSES``, -1 none)."""
-        return self.correspondence.to_pixels(self.structure.labels.astype(np.int32)).astype(np.int32)
+        """``(N, H, W) int32`` structure class of every pixel (index into ``STRUCTURE_CLASSES``, -1 none);
+        flat objects lying on a structure plane are objects, not structure (-1)."""
+        labels = np.where(self.point_instances >= 0, -1, self.structure.labels).astype(np.int32)
+        return self.correspondence.to_pixels(labels).astype(np.int32)
 
 
 def point_graph(corr: Correspondence, k: int, normal_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +190,11 @@ def point_graph(corr: Correspondence, k: int, normal_k: int) -> tuple[np.ndarray
     edges = edges_from_neighbours(neighbours[:, : k + 1])
     normals = normals_from_neighbours(pts, neighbours[:, :normal_k], camera_centers(corr.cam_from_world)[corr.view])
     return edges, normals
+
+
+def point_ranges(corr: Correspondence) -> np.ndarray:
+    """``(M,)`` distance (m) from each point to the camera that reconstructed it."""
+    return np.linalg.norm(corr.points - camera_centers(corr.cam_from_world)[corr.view], axis=1)
 
 
 def estimate_structure(scene: Scene, config: ProposalConfig | None = None) -> Structure:
@@ -202,7 +214,8 @@ def estimate_structure(scene: Scene, config: ProposalConfig | None = None) -> St
     config.validate()
     corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.structure_voxel_size))
     _, normals = point_graph(corr, config.k, config.normal_k)
-    return detect_structure(corr.points.astype(np.float64), normals, scene.cam_from_world, config.structure)
+    return detect_structure(corr.points.astype(np.float64), normals, scene.cam_from_world, config.structure,
+                            point_ranges(corr))
 
 
 def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
@@ -234,20 +247,23 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
     corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.voxel_size))
     edges, normals = point_graph(corr, config.k, config.normal_k)
     pts = corr.points.astype(np.float64)
-    structure = estimate_structure(scene, config).on_points(pts, normals, config.structure)
+    ranges = point_ranges(corr)
+    structure = estimate_structure(scene, config).on_points(pts, normals, config.structure, ranges)
     point_ids = None
     if lifted is not None:
         lifted = np.asarray(lifted)
         if lifted.shape != corr.point_of_pixel.shape:
             raise Sem3RError(f"lifted masks must have shape {corr.point_of_pixel.shape}, got {lifted.shape}")
         point_ids = corr.point_labels(lifted.astype(np.int64))
-    sp_ids, instances, scores, flat = group_objects(pts, normals, edges, structure, config, point_ids, corr.colors)
+    sp_ids, instances, scores, flat = group_objects(pts, normals, edges, structure, config, point_ids, corr.colors,
+                                                    ranges)
     return Proposals(corr, normals, structure, sp_ids, instances, scores, flat)
 
 
 def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,
                   config: ProposalConfig | None = None, point_ids: np.ndarray | None = None,
-                  colors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  colors: np.ndarray | None = None,
+                  ranges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Steps 3-6 of the module docstring on bare points: superpoints, joins, merging, filtering.
 
     Args:
@@ -257,7 +273,8 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
         structure: the points' structure (:func:`~sem3r.instances.structure.detect_structure`).
         config: see :class:`ProposalConfig`.
         point_ids: ``(M,) int`` lifted 2D instance per point (-1 none), for the combined mode.
-        colors: ``(M, 3) uint8`` point colours (needed with ``point_ids`` for flat objects).
+        colors: ``(M, 3) uint8`` point colours (for flat objects on walls; ``None``: none).
+        ranges: ``(M,)`` distance (m) from each point to its camera (structure bands grow with it).
 
     Returns:
         ``superpoints (M,) int64`` (-1 on structure), ``instances (M,) int32`` (-1 none),
@@ -282,12 +299,10 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     config.validate()
     pts = np.asarray(points, np.float64)
     sp_ids = _object_superpoints(pts, normals, edges, structure, config)
-    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config)
+    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges)
     flat = np.zeros(len(scores), bool)
-    if point_ids is not None:
-        if colors is None:
-            raise Sem3RError("the combined mode needs the points' colours for flat objects")
-        instances, scores, flat = _add_flat_objects(pts, colors, structure, point_ids, instances, scores, config)
+    if colors is not None and config.flat_kinds:
+        instances, scores, flat = _add_flat_objects(pts, colors, edges, structure, instances, scores, config)
     return sp_ids, instances, scores, flat
 
 
@@ -304,7 +319,7 @@ def _object_superpoints(pts: np.ndarray, normals: np.ndarray, edges: np.ndarray,
     return out
 
 
-def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config: ProposalConfig):
+def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config: ProposalConfig, ranges=None):
     """Superpoints merged into proposals; returns ``(M,) int32`` proposal ids and ``(K,)`` scores."""
     count = int(sp_ids.max()) + 1
     if count == 0:
@@ -350,7 +365,7 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     weak = np.bincount(both, weights=np.r_[n_edges * open_join, n_edges * open_join], minlength=num)
     total = np.bincount(both, weights=np.r_[n_edges, n_edges], minlength=num)
     point_comp = np.where(obj, component[np.maximum(sp_ids, 0)], -1)
-    keep, scores = _filter(pts, point_comp, structure, 1.0 - weak / np.maximum(total, 1), config)
+    keep, scores = _filter(pts, point_comp, structure, 1.0 - weak / np.maximum(total, 1), config, ranges)
     relabel = np.full(num + 1, -1, np.int64)
     relabel[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
     return relabel[point_comp].astype(np.int32), scores[keep].astype(np.float32)
@@ -406,7 +421,7 @@ def _superpoint_labels(sp_ids: np.ndarray, point_ids: np.ndarray, count: int, ag
 
 
 def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, closed: np.ndarray,
-            config: ProposalConfig) -> tuple[np.ndarray, np.ndarray]:
+            config: ProposalConfig, ranges: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Which components are proposals (size, extent, not a structure shell) and their scores."""
     num = len(closed)
     inside = point_comp >= 0
@@ -421,42 +436,119 @@ def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, close
     for plane, kind in zip(structure.planes, structure.kinds):
         if kind not in ("floor", "wall", "ceiling"):
             continue
-        dist = np.abs(plane.signed_distance(pts[inside]))
-        near = np.bincount(comp, weights=dist <= config.shell_distance, minlength=num)
+        tol = np.maximum(config.shell_distance, 1.5 * plane.band(None if ranges is None else ranges[inside]))
+        dist = np.abs(plane.signed_distance(pts[inside])) / tol  # in units of the allowed distance
+        near = np.bincount(comp, weights=dist <= 1, minlength=num)
         far = np.zeros(num)
         np.maximum.at(far, comp, dist)
-        shell |= (near >= config.shell_fraction * np.maximum(counts, 1)) & (far <= 2 * config.shell_distance)
+        shell |= (near >= config.shell_fraction * np.maximum(counts, 1)) & (far <= 2)
     keep = (counts >= config.min_points) & (extent >= config.min_extent) & (extent <= config.max_extent) & ~shell
     size_term = np.minimum(1.0, np.log(np.maximum(counts, 1)) / np.log(config.size_saturation))
     return keep, np.clip(closed * size_term, 0.0, 1.0)
 
 
-def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, structure: Structure, point_ids: np.ndarray, instances: np.ndarray,
-                      scores: np.ndarray, config: ProposalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lifted instances lying on a structure plane appended as proposals; returns instances, scores, flat flags."""
-    flat_flags = np.zeros(len(scores), bool)
-    free = structure.is_structure & (point_ids >= 0) & (instances < 0)
-    if not free.any():
-        return instances, scores, flat_flags
-    plane_of = np.full(len(pts), -1, np.int64)
-    for i, plane in enumerate(structure.planes):
-        plane_of[plane.inliers] = i
-    plane_sizes = np.array([len(p.inliers) for p in structure.planes])
-    groups, plane, _, on_plane = group_majority(point_ids[free], plane_of[free])
-    lifted_total = np.bincount(point_ids[point_ids >= 0], minlength=int(point_ids.max()) + 1)
-    ok = (plane >= 0) & (on_plane >= config.min_flat_points) & (on_plane >= 0.5 * lifted_total[groups])
-    ok[ok] &= on_plane[ok] <= config.max_flat_fraction * plane_sizes[plane[ok]]
-    instances = instances.copy()
-    colors = colors.astype(np.float64)
-    plane_color = np.array([np.median(colors[p.inliers], axis=0) for p in structure.planes])
-    new_scores = []
-    for gid, plane_id in zip(groups[ok], plane[ok]):
-        members = free & (point_ids == gid)
-        extent = np.ptp(pts[members], axis=0).max()
-        contrast = np.linalg.norm(np.median(colors[members], axis=0) - plane_color[plane_id])
-        if not config.min_extent <= extent <= config.max_extent or contrast < config.min_contrast:
+def _smooth_within(values: np.ndarray, edges: np.ndarray, group: np.ndarray, steps: int) -> np.ndarray:
+    """``values (M, C)`` averaged ``steps`` times over each point and its graph neighbours of the same
+    ``group`` (>= 0); points outside every group are left as they are. Averages texture away."""
+    same = (group[edges[:, 0]] == group[edges[:, 1]]) & (group[edges[:, 0]] >= 0)
+    e = edges[same]
+    m = len(values)
+    adjacency = sp.coo_matrix((np.ones(2 * len(e) + m), (np.r_[e[:, 0], e[:, 1], np.arange(m)],
+                                                          np.r_[e[:, 1], e[:, 0], np.arange(m)])), shape=(m, m)).tocsr()
+    adjacency = sp.diags(1.0 / np.asarray(adjacency.sum(axis=1)).ravel()) @ adjacency
+    for _ in range(steps):
+        values = adjacency @ values
+    return values
+
+
+def _refine_by_colour(comp: np.ndarray, colors: np.ndarray, edges: np.ndarray, plane_of: np.ndarray,
+                    plane_colour: np.ndarray, steps: int) -> np.ndarray:
+    """Undo the blur of colour smoothing at a component's border: members whose own colour is nearer
+    the plane's median colour than the component's mean leave it; then, ``steps`` times, a plane point
+    next to the component (same plane) joins it when its colour is nearer the component's mean.
+    ``comp (M,)`` component per point, -1 none; returns the refined copy."""
+    comp = comp.copy()
+    num = int(comp.max()) + 1
+    if num == 0:
+        return comp
+    for step in range(steps + 1):
+        on = comp >= 0
+        mean = np.zeros((num, 3))
+        np.add.at(mean, comp[on], colors[on])
+        mean /= np.maximum(np.bincount(comp[on], minlength=num), 1)[:, None]
+        if step == 0:  # first drop the members that smoothing added: nearer the plane's colour
+            member = np.flatnonzero(on)
+            plane_like = np.linalg.norm(colors[member] - mean[comp[member]], axis=1) > \
+                np.linalg.norm(colors[member] - plane_colour[member], axis=1)
+            comp[member[plane_like]] = -1
             continue
-        instances[members] = len(scores) + len(new_scores)
-        new_scores.append(config.flat_score * min(1.0, np.log(members.sum()) / np.log(config.size_saturation)))
-    scores = np.r_[scores, np.asarray(new_scores, np.float32)].astype(np.float32)
-    return instances, scores, np.r_[flat_flags, np.ones(len(new_scores), bool)]
+        both = np.r_[edges, edges[:, ::-1]]
+        src, dst = both[:, 0], both[:, 1]
+        cand = (comp[src] >= 0) & (comp[dst] < 0) & (plane_of[dst] >= 0) & (plane_of[src] == plane_of[dst])
+        src, dst = src[cand], dst[cand]
+        closer = np.linalg.norm(colors[dst] - mean[comp[src]], axis=1) < np.linalg.norm(colors[dst] - plane_colour[dst], axis=1)
+        if not closer.any():
+            break
+        comp[dst[closer]] = comp[src[closer]]
+    return comp
+
+
+def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, edges: np.ndarray, structure: Structure,
+                      instances: np.ndarray, scores: np.ndarray,
+                      config: ProposalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat objects on walls, by colour: appended as proposals; returns instances, scores, flat flags.
+
+    On each plane of a kind in ``config.flat_kinds``, a point whose colour lies farther than
+    ``max(min_contrast, contrast_sigmas * spread)`` from the plane's median colour (``spread``: the
+    robust spread of its points' colour distances) is foreign to the plane; connected foreign points
+    (graph edges within the plane) with at least ``min_flat_points`` points, a largest side of
+    ``min_flat_extent .. max_extent`` and at most ``max_flat_fraction`` of the plane are objects.
+    """
+    plane_of = np.full(len(pts), -1, np.int64)
+    for i, (plane, kind) in enumerate(zip(structure.planes, structure.kinds)):
+        if kind in config.flat_kinds and len(plane.inliers) >= config.min_flat_points:
+            plane_of[plane.inliers] = i
+    cols = _smooth_within(colors.astype(np.float64), edges, plane_of, config.colour_smoothing)
+    foreign = np.zeros(len(pts), bool)
+    contrast = np.zeros(len(pts))
+    plane_colour = np.zeros((len(pts), 3))
+    for i, plane in enumerate(structure.planes):
+        inl = plane.inliers[plane_of[plane.inliers] == i]
+        if not len(inl):
+            continue
+        plane_colour[inl] = np.median(cols[inl], axis=0)
+        dev = np.linalg.norm(cols[inl] - plane_colour[inl], axis=1)
+        limit = max(config.min_contrast, config.contrast_sigmas * 1.4826 * np.median(dev))
+        foreign[inl] = dev > limit
+        contrast[inl] = dev
+    inside = foreign[edges[:, 0]] & foreign[edges[:, 1]] & (plane_of[edges[:, 0]] == plane_of[edges[:, 1]])
+    e = edges[inside]
+    graph = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(pts), len(pts)))
+    _, comp = connected_components(graph, directed=False)
+    comp = np.where(foreign, comp, -1)
+    labels, comp = np.unique(comp, return_inverse=True)
+    comp = comp - 1 if labels[0] == -1 else comp
+    comp = _refine_by_colour(comp, colors.astype(np.float64), edges, plane_of, plane_colour, config.colour_smoothing)
+    num = int(comp.max()) + 1
+    on = comp >= 0
+    counts = np.bincount(comp[on], minlength=num)
+    lo = np.full((num, 3), np.inf)
+    hi = np.full((num, 3), -np.inf)
+    np.minimum.at(lo, comp[on], pts[on])
+    np.maximum.at(hi, comp[on], pts[on])
+    extent = np.where(counts[:, None] > 0, hi - lo, 0).max(axis=1)
+    plane_id = np.zeros(num, np.int64)
+    plane_id[comp[on]] = plane_of[on]
+    plane_sizes = np.array([len(p.inliers) for p in structure.planes] or [0])
+    keep = (counts >= config.min_flat_points) & (extent >= config.min_flat_extent) & \
+        (extent <= config.max_extent) & (counts <= config.max_flat_fraction * plane_sizes[plane_id])
+    mean_contrast = np.bincount(comp[on], weights=contrast[on], minlength=num) / np.maximum(counts, 1)
+    size_term = np.minimum(1.0, np.log(np.maximum(counts, 1)) / np.log(config.size_saturation))
+    new_scores = config.flat_score * size_term * np.minimum(1.0, mean_contrast / (2 * config.min_contrast))
+    relabel = np.full(num, -1, np.int64)
+    relabel[keep] = len(scores) + np.arange(int(keep.sum()))
+    instances = instances.copy()
+    take = on & (instances < 0)
+    instances[take] = np.where(relabel[comp[take]] >= 0, relabel[comp[take]], instances[take])
+    scores = np.r_[scores, new_scores[keep]].astype(np.float32)
+    return instances, scores, np.r_[np.zeros(len(scores) - int(keep.sum()), bool), np.ones(int(keep.sum()), bool)]

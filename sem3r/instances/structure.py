@@ -112,7 +112,8 @@ class Structure:
     camera_up_error: float
     note: str = ""
 
-    def on_points(self, points: np.ndarray, normals: np.ndarray, config: StructureConfig | None = None) -> Structure:
+    def on_points(self, points: np.ndarray, normals: np.ndarray, config: StructureConfig | None = None,
+                  ranges: np.ndarray | None = None) -> Structure:
         """The same structure labelled on another point set of the scene (e.g. the fine points when the
         planes were found on coarse voxels): each plane's inliers are recomputed there
         (:func:`~sem3r.geometry.planes.plane_inliers`), the first plane claiming a point keeps it.
@@ -121,6 +122,7 @@ class Structure:
             points: ``(M, 3)`` points.
             normals: ``(M, 3)`` unit normals.
             config: band and normal-angle limits (default :class:`StructureConfig`).
+            ranges: ``(M,)`` distance (m) of each point from its camera (the band grows with it).
         """
         config = config or StructureConfig()
         pts = point_array(points, "structure points", min_points=0)
@@ -128,8 +130,8 @@ class Structure:
         planes = []
         taken = np.zeros(len(pts), bool)
         for plane, kind in zip(self.planes, self.kinds):
-            fine = plane_inliers(pts, normals, plane, config.label_normal_angle)
-            fine = Plane(fine.normal, fine.offset, fine.inliers[~taken[fine.inliers]], fine.distance)
+            fine = plane_inliers(pts, normals, plane, config.label_normal_angle, ranges)
+            fine.inliers = fine.inliers[~taken[fine.inliers]]
             taken[fine.inliers] = True
             if kind in STRUCTURE_CLASSES:
                 labels[fine.inliers] = STRUCTURE_CLASSES.index(kind)
@@ -149,7 +151,8 @@ class Structure:
             "floor_height": self.floor_height,
             "camera_up_error_deg": round(self.camera_up_error, 3),
             "planes": [{"kind": kind, "normal": [round(float(v), 6) for v in plane.normal],
-                        "offset": round(plane.offset, 6), "points": int(len(plane.inliers))}
+                        "offset": round(plane.offset, 6), "points": int(len(plane.inliers)),
+                        "noise": round(plane.noise, 6)}
                        for plane, kind in zip(self.planes, self.kinds)],
             **({"note": self.note} if self.note else {}),
         }
@@ -193,7 +196,7 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def detect_structure(points: np.ndarray, normals: np.ndarray, cam_from_world: np.ndarray,
-                     config: StructureConfig | None = None) -> Structure:
+                     config: StructureConfig | None = None, ranges: np.ndarray | None = None) -> Structure:
     """Floor, walls, ceiling and up of a cloud seen by cameras (see the module docstring).
 
     Args:
@@ -201,6 +204,8 @@ def detect_structure(points: np.ndarray, normals: np.ndarray, cam_from_world: np
         normals: ``(M, 3)`` unit normals (orientation does not matter).
         cam_from_world: ``(N, 3, 4)`` OpenCV extrinsics of the cameras that saw the points.
         config: see :class:`StructureConfig`.
+        ranges: ``(M,)`` distance (m) of each point from the camera that saw it: plane bands then
+            grow with the square of the range, as depth-sensor noise does (``None``: one band).
 
     Returns:
         :class:`Structure`.
@@ -226,10 +231,11 @@ def detect_structure(points: np.ndarray, normals: np.ndarray, cam_from_world: np
         raise Sem3RError(f"cam_from_world must be finite (N, 3, 4) with N >= 1, got {cams.shape}")
     centres = camera_centers(cams)
     cam_up = camera_mean_up(cams)
-    planes = [_toward_cameras(p, centres) for p in detect_planes(pts, normals, config.planes)]
+    planes = [_toward_cameras(p, centres) for p in detect_planes(pts, normals, config.planes, ranges)]
     min_points = config.min_points if config.min_points >= 1 else config.min_points * len(pts)
     big = np.array([len(p.inliers) >= min_points for p in planes], bool)
-    boundary = big & np.array([_behind_fraction(p, pts, config.behind_margin) <= config.max_behind for p in planes], bool)
+    boundary = big & np.array([_behind_fraction(p, pts, config.behind_margin, ranges) <= config.max_behind
+                               for p in planes], bool)
 
     note = ""
     if config.up is not None:
@@ -256,9 +262,9 @@ def _toward_cameras(plane: Plane, centres: np.ndarray) -> Plane:
     return plane if np.median(side) >= 0 else plane.flipped()
 
 
-def _behind_fraction(plane: Plane, pts: np.ndarray, margin: float) -> float:
-    """Fraction of ``pts`` more than ``margin`` beyond ``plane`` (on the side away from its normal)."""
-    return float((plane.signed_distance(pts) < -(margin + plane.distance)).mean())
+def _behind_fraction(plane: Plane, pts: np.ndarray, margin: float, ranges: np.ndarray | None) -> float:
+    """Fraction of ``pts`` more than ``margin`` plus the plane's band beyond ``plane`` (away from its normal)."""
+    return float((plane.signed_distance(pts) < -(margin + plane.band(ranges))).mean())
 
 
 def _estimate_up(planes: list[Plane], boundary: np.ndarray, centres: np.ndarray, cam_up: np.ndarray,
@@ -298,7 +304,7 @@ def _classify(planes: list[Plane], boundary: np.ndarray, up: np.ndarray, centres
     kinds = []
     for i, plane in enumerate(planes):
         if abs(facing[i]) >= cos_h:
-            tol = max(0.05, 2 * plane.distance)
+            tol = max(0.05, 2 * float(plane.band(None)))
             if facing[i] > 0 and floor_height is not None and abs(heights[i] - floor_height) <= tol and boundary[i]:
                 kinds.append("floor")
             elif facing[i] < 0 and boundary[i] and heights[i] > cam_heights.max():

@@ -117,11 +117,26 @@ def test_geometric_method_writes_structure_and_up(room):
     assert 5 <= len(out.instances) <= 60
 
 
-def test_combined_recovers_flat_objects_with_2d_masks(room):
-    gt = room.instance_masks
-    props = geometric_proposals(room, lifted=gt)  # perfect lifted masks as the 2D cue
-    assert props.flat.any()  # paintings, posters, doors lie on walls: only the 2D cue finds them
-    assert not geometric_proposals(room).flat.any()
+def test_flat_object_on_a_wall_is_found_by_its_colour():
+    # a wall with a 0.6 x 0.4 m poster flush on it: no geometry tells them apart, the colour does
+    pts, nrm, ids = scene_cloud([(1.0, 1.0, 0.5, 0.4, 0.6)])
+    wall, wn = _face((0, 0), (3, 2.4), 1, 3.0, [0, -1.0, 0])
+    poster = (np.abs(wall[:, 0] - 2.0) < 0.3) & (np.abs(wall[:, 2] - 1.5) < 0.2)
+    rng = np.random.default_rng(0)
+    colors = np.r_[np.full((len(pts), 3), 120), rng.normal([180, 170, 160], 8, (len(wall), 3))]
+    colors[len(pts):][poster] = rng.normal([40, 120, 60], 8, (int(poster.sum()), 3))
+    pts, nrm = np.r_[pts, wall], np.r_[nrm, wn]
+    structure = detect_structure(pts, nrm, CAMS)
+    assert "wall" in structure.kinds
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    _, inst, scores, flat = group_objects(pts, nrm, edges, structure, ProposalConfig(), colors=np.clip(colors, 0, 255))
+    assert flat.sum() == 1 and len(scores) == 2
+    k = np.flatnonzero(flat)[0]
+    on_wall = np.r_[np.zeros(len(ids), bool), poster]
+    assert ((inst == k) & on_wall).sum() / ((inst == k) | on_wall).sum() > 0.8
+    # without colours, the poster is part of the wall
+    _, inst, scores, flat = group_objects(pts, nrm, edges, structure, ProposalConfig())
+    assert not flat.any() and len(scores) == 1
 
 
 def test_all_structure_scene_gives_zero_proposals():

@@ -110,4 +110,10 @@ def test_planes_found_with_noise_adapted_band():
     assert abs(abs(n[2]) - 1) < 1e-3
     planes = detect_planes(floor, np.tile([0, 0, 1.0], (4000, 1)), PlaneDetectionConfig(seed=1))
     assert len(planes) == 1 and len(planes[0].inliers) > 0.98 * 4000
-    assert 0.02 < planes[0].distance <= 0.06  # about 3 sigma, not the 1 cm of exact data
+    assert 0.02 < planes[0].band(None) <= 0.04  # about 3 sigma, not the 1 cm of exact data
+    # with ranges, the band grows as the square of the range (depth-sensor noise)
+    ranges = np.where(floor[:, 0] < 1.5, 1.0, 2.0)
+    noisy = np.c_[floor[:, :2], rng.normal(0, 0.01, 4000) * ranges**2]
+    plane = detect_planes(noisy, np.tile([0, 0, 1.0], (4000, 1)), PlaneDetectionConfig(seed=1), ranges)[0]
+    assert len(plane.inliers) > 0.97 * 4000
+    assert plane.band(np.array([2.0])) == pytest.approx(4 * plane.band(np.array([1.0])), rel=1e-6)
