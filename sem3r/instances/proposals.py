@@ -19,18 +19,22 @@ gone:
    ``flat_angle`` degrees and ``d`` leaves neither tangent plane by more than ``flat_offset``
    (a thin object lying on a table is not flat with it).
 5. **Merging**: superpoints joined by convex or flat joins are connected components (objects);
-   concave joins and gaps separate them. With lifted 2D instances (``combined``; any mask source),
-   each superpoint takes its points' majority lifted id: two superpoints with the same id merge
-   even across a concave crease (a chair's seat and back), and two with different ids do not merge
-   across a merely flat join (two same-height boxes side by side). Lifted instances lying on a
-   structure plane (paintings, posters, doors: flat, geometrically invisible) become proposals of
-   their own when they cover at most ``max_flat_fraction`` of that plane and differ from its
-   colour by at least ``min_contrast``.
-6. **Filtering and scores**: proposals with fewer than ``min_points`` points, smaller than
-   ``min_extent`` or larger than ``max_extent`` are dropped, as are thin shells lying on a structure
-   plane (leftover wall noise). A proposal's score is the fraction of its boundary that is a real
-   separation (concave joins, structure, depth gaps rather than an unmerged convex/flat join),
-   times a size term ``min(1, log(points) / log(size_saturation))``.
+   concave joins and gaps separate them. Legs join what they carry (``leg_*``). With lifted 2D
+   instances (``combined``; any mask source), each superpoint takes its points' majority lifted id:
+   two superpoints with the same id merge even across a concave crease (a chair's seat and back),
+   and two with different ids do not merge across a flat join (two same-height boxes side by
+   side) nor a weakly convex one (``strong_convexity``).
+6. **Flat objects on walls** (paintings, posters: flush with the wall, geometrically invisible) by
+   texture: a wall's colours are quantised into k-means words and each point gets the histogram of
+   words around it (a texture descriptor: a striped wall looks the same everywhere); regions whose
+   histograms differ from the wall's are proposals when large enough and at most
+   ``max_flat_fraction`` of the wall (:func:`_add_flat_objects`). Doors and windows that RANSAC
+   finds as planes of their own flush with a bigger wall (kind ``flush``) are objects, not structure.
+7. **Filtering and scores**: proposals with fewer than ``min_points`` points, smaller than
+   ``min_extent`` or larger than ``max_extent`` are dropped, as are shells lying on a structure
+   plane within its noise band (leftover wall noise; not those on a ``flush`` plane: doors). A proposal's score is the fraction of its
+   boundary that is a real separation (concave joins, structure, depth gaps rather than an
+   unmerged convex / flat join), times a size term ``min(1, log(points) / log(size_saturation))``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class ProposalConfig:
         structure: floor / wall / ceiling detection and the up vector.
         superpoints: Felzenszwalb settings of the superpoints (``k`` / ``normal_k`` unused here).
         convex_tolerance: a join is convex when ``(n_a - n_b) . d / |d|`` exceeds this.
+        strong_convexity: combined mode: a convex join below this convexity does not merge two
+            superpoints whose lifted 2D ids differ (noisy creases defer to the 2D cue).
         flat_angle: joins whose normals differ by less than this (degrees) and ...
         flat_offset: ... whose offset leaves the tangent planes by at most this (m) are flat.
         min_points: smallest proposal (points, i.e. voxels).
@@ -74,13 +80,18 @@ class ProposalConfig:
             or 1.5 times the plane's noise band at their range, of a structure plane, and no point
             beyond twice that, is structure noise.
         shell_fraction: see ``shell_distance``.
-        max_flat_fraction: combined mode: a lifted 2D instance on a structure plane becomes a flat
-            object when it covers at most this fraction of the plane's points.
-        min_contrast: combined mode: a flat object's median colour differs from its plane's by at
-            least this (RGB distance, 0-441): a piece of wall cut off by shading is not an object.
-        min_flat_points: combined mode: smallest flat object (points on its plane).
-        flat_score: combined mode: a flat object's score is this times the size term (flat objects
-            come from 2D masks alone, so they rank below well-bounded geometric proposals of their size).
+        max_flat_fraction: a flat object covers at most this fraction of its wall's points.
+        flat_kinds: the structure kinds flat objects are looked for on (``()``: none).
+        colour_words: colours of a wall are quantised into this many k-means words ...
+        min_texture_distance: ... and a point is foreign to its wall when the L1 distance between its
+            local word histogram and the wall's median histogram exceeds this ...
+        contrast_sigmas: ... and this many robust spreads of those distances on the wall.
+        min_flat_points: smallest flat object (points).
+        min_flat_extent: smallest largest side of a flat object (m).
+        colour_smoothing: neighbour-averaging steps of the local word histograms (also the border
+            refinement steps).
+        flat_score: a flat object's score is this times its size term times its texture distance (flat
+            objects rest on colour alone, so they rank below well-bounded geometric proposals).
         leg_floor_gap: a component whose lowest point is within this (m) of the floor stands on it.
         leg_footprint: a standing component under a component whose footprint it has at most this
             fraction of is a leg of it and joins it (table and chair legs, a lamp's pole: their
@@ -89,6 +100,7 @@ class ProposalConfig:
         min_mask_agreement: combined mode: a superpoint takes a lifted id when at least this
             fraction of its points carry it.
         size_saturation: points at which the size term of the score reaches 1.
+        seed: seed of the k-means colour words.
     """
 
     voxel_size: float = 0.02
@@ -98,6 +110,7 @@ class ProposalConfig:
     structure: StructureConfig = field(default_factory=StructureConfig)
     superpoints: SuperpointConfig = field(default_factory=lambda: SuperpointConfig(kthresh=0.01, min_size=10))
     convex_tolerance: float = 0.05
+    strong_convexity: float = 0.5
     flat_angle: float = 15.0
     flat_offset: float = 0.01
     min_points: int = 40
@@ -107,17 +120,19 @@ class ProposalConfig:
     shell_fraction: float = 0.8
     max_flat_fraction: float = 0.3
     flat_kinds: tuple[str, ...] = ("wall",)
-    min_contrast: float = 30.0
-    contrast_sigmas: float = 3.0
+    colour_words: int = 8
+    min_texture_distance: float = 0.6
+    contrast_sigmas: float = 4.0
     min_flat_points: int = 100
     min_flat_extent: float = 0.15
-    colour_smoothing: int = 4
+    colour_smoothing: int = 8
     flat_score: float = 0.6
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
     leg_gap: float = 0.05
     min_mask_agreement: float = 0.5
     size_saturation: float = 2000.0
+    seed: int = 0
 
     def validate(self) -> None:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
@@ -134,6 +149,13 @@ class ProposalConfig:
                 raise Sem3RError(f"proposal {name} must be in [0, 1], got {getattr(self, name)}")
         if self.size_saturation <= 1:
             raise Sem3RError(f"proposal size_saturation must exceed 1, got {self.size_saturation}")
+        if not self.structure_voxel_size > 0 or self.min_flat_points < 1 or self.colour_smoothing < 0 or \
+                self.colour_words < 2:
+            raise Sem3RError("proposal structure_voxel_size must be positive, min_flat_points >= 1, "
+                             "colour_smoothing >= 0 and colour_words >= 2")
+        unknown = set(self.flat_kinds) - {"floor", "wall", "ceiling"}
+        if unknown:
+            raise Sem3RError(f"proposal flat_kinds must be floor, wall or ceiling, got {sorted(unknown)}")
         self.structure.validate()
         self.superpoints.validate()
 
@@ -343,7 +365,8 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     d /= n_edges[:, None]
     dist = np.maximum(np.linalg.norm(d, axis=1), 1e-9)
     na, nb = mean_n[pa], mean_n[pb]
-    convex = np.einsum("ij,ij->i", na - nb, d) / dist > config.convex_tolerance
+    convexity = np.einsum("ij,ij->i", na - nb, d) / dist
+    convex = convexity > config.convex_tolerance
     parallel = np.einsum("ij,ij->i", na, nb) >= np.cos(np.deg2rad(config.flat_angle))
     flat = parallel & (np.abs(np.einsum("ij,ij->i", na, d)) <= config.flat_offset) & \
         (np.abs(np.einsum("ij,ij->i", nb, d)) <= config.flat_offset)
@@ -352,7 +375,7 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
         label = _superpoint_labels(sp_ids, point_ids, count, config.min_mask_agreement)
         la, lb = label[pa], label[pb]
         same, differ = (la >= 0) & (la == lb), (la >= 0) & (lb >= 0) & (la != lb)
-        merge = convex | (flat & ~differ) | same
+        merge = (convex & ~(differ & (convexity < config.strong_convexity))) | (flat & ~differ) | same
     graph = sp.coo_matrix((np.ones(int(merge.sum())), (pa[merge], pb[merge])), shape=(count, count))
     num, component = connected_components(graph, directed=False)
     component = _merge_legs(pts, sp_ids, component, structure, config)
@@ -432,6 +455,11 @@ def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, close
     np.minimum.at(lo, comp, pts[inside])
     np.maximum.at(hi, comp, pts[inside])
     extent = np.where(counts[:, None] > 0, hi - lo, 0).max(axis=1)
+    flush = np.zeros(len(pts), bool)
+    for plane, kind in zip(structure.planes, structure.kinds):
+        if kind == "flush":
+            flush[plane.inliers] = True
+    on_flush = np.bincount(comp, weights=flush[inside], minlength=num) >= 0.5 * np.maximum(counts, 1)
     shell = np.zeros(num, bool)
     for plane, kind in zip(structure.planes, structure.kinds):
         if kind not in ("floor", "wall", "ceiling"):
@@ -442,7 +470,8 @@ def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, close
         far = np.zeros(num)
         np.maximum.at(far, comp, dist)
         shell |= (near >= config.shell_fraction * np.maximum(counts, 1)) & (far <= 2)
-    keep = (counts >= config.min_points) & (extent >= config.min_extent) & (extent <= config.max_extent) & ~shell
+    keep = (counts >= config.min_points) & (extent >= config.min_extent) & (extent <= config.max_extent) & \
+        (~shell | on_flush)
     size_term = np.minimum(1.0, np.log(np.maximum(counts, 1)) / np.log(config.size_saturation))
     return keep, np.clip(closed * size_term, 0.0, 1.0)
 
@@ -461,74 +490,100 @@ def _smooth_within(values: np.ndarray, edges: np.ndarray, group: np.ndarray, ste
     return values
 
 
-def _refine_by_colour(comp: np.ndarray, colors: np.ndarray, edges: np.ndarray, plane_of: np.ndarray,
-                    plane_colour: np.ndarray, steps: int) -> np.ndarray:
-    """Undo the blur of colour smoothing at a component's border: members whose own colour is nearer
-    the plane's median colour than the component's mean leave it; then, ``steps`` times, a plane point
-    next to the component (same plane) joins it when its colour is nearer the component's mean.
-    ``comp (M,)`` component per point, -1 none; returns the refined copy."""
+def _refine_by_texture(comp: np.ndarray, words: np.ndarray, wall_hist: np.ndarray, edges: np.ndarray,
+                       plane_of: np.ndarray, steps: int) -> np.ndarray:
+    """Undo the blur of the texture smoothing at a flat object's border.
+
+    A point belongs to component ``c`` when its colour word is more frequent in ``c`` than on its wall
+    (``hist_c[word] > wall_hist[plane, word]``): members that do not belong leave, then ``steps``
+    times, wall points next to ``c`` that belong join it.
+
+    Args:
+        comp: ``(M,)`` component per point, -1 none.
+        words: ``(M,)`` colour word (k-means cluster on its wall) per point, -1 off the walls.
+        wall_hist: ``(P, K)`` each wall's median word histogram.
+        edges: ``(E, 2)`` point graph.
+        plane_of: ``(M,)`` wall plane per point, -1 none.
+        steps: growth steps.
+
+    Returns:
+        The refined ``(M,)`` components.
+    """
     comp = comp.copy()
-    num = int(comp.max()) + 1
+    num, k = int(comp.max()) + 1, wall_hist.shape[1]
     if num == 0:
         return comp
+    both = np.r_[edges, edges[:, ::-1]]
     for step in range(steps + 1):
         on = comp >= 0
-        mean = np.zeros((num, 3))
-        np.add.at(mean, comp[on], colors[on])
-        mean /= np.maximum(np.bincount(comp[on], minlength=num), 1)[:, None]
-        if step == 0:  # first drop the members that smoothing added: nearer the plane's colour
+        hist = np.zeros((num, k))
+        np.add.at(hist, (comp[on], words[on]), 1.0)
+        hist /= np.maximum(hist.sum(axis=1, keepdims=True), 1)
+        comp_plane = np.zeros(num, np.int64)
+        comp_plane[comp[on]] = plane_of[on]
+        if step == 0:
             member = np.flatnonzero(on)
-            plane_like = np.linalg.norm(colors[member] - mean[comp[member]], axis=1) > \
-                np.linalg.norm(colors[member] - plane_colour[member], axis=1)
-            comp[member[plane_like]] = -1
+            stray = hist[comp[member], words[member]] <= wall_hist[plane_of[member], words[member]]
+            comp[member[stray]] = -1
             continue
-        both = np.r_[edges, edges[:, ::-1]]
         src, dst = both[:, 0], both[:, 1]
         cand = (comp[src] >= 0) & (comp[dst] < 0) & (plane_of[dst] >= 0) & (plane_of[src] == plane_of[dst])
         src, dst = src[cand], dst[cand]
-        closer = np.linalg.norm(colors[dst] - mean[comp[src]], axis=1) < np.linalg.norm(colors[dst] - plane_colour[dst], axis=1)
-        if not closer.any():
+        fits = hist[comp[src], words[dst]] > wall_hist[plane_of[dst], words[dst]]
+        if not fits.any():
             break
-        comp[dst[closer]] = comp[src[closer]]
+        comp[dst[fits]] = comp[src[fits]]
     return comp
 
 
 def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, edges: np.ndarray, structure: Structure,
                       instances: np.ndarray, scores: np.ndarray,
                       config: ProposalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat objects on walls, by colour: appended as proposals; returns instances, scores, flat flags.
+    """Flat objects on walls, by texture: appended as proposals; returns instances, scores, flat flags.
 
-    On each plane of a kind in ``config.flat_kinds``, a point whose colour lies farther than
-    ``max(min_contrast, contrast_sigmas * spread)`` from the plane's median colour (``spread``: the
-    robust spread of its points' colour distances) is foreign to the plane; connected foreign points
-    (graph edges within the plane) with at least ``min_flat_points`` points, a largest side of
+    On each plane of a kind in ``config.flat_kinds``, the points' colours are quantised into
+    ``colour_words`` k-means words and every point gets the histogram of words around it
+    (``colour_smoothing`` steps of neighbour averaging within the plane): a texture descriptor, so a
+    striped wall looks the same everywhere. A point whose histogram differs from the wall's median
+    histogram by more than ``max(min_texture_distance, contrast_sigmas * spread)`` (L1; ``spread``:
+    robust spread of those distances on the wall) is foreign; connected foreign points, their border
+    refined (:func:`_refine_by_texture`), with at least ``min_flat_points`` points, a largest side of
     ``min_flat_extent .. max_extent`` and at most ``max_flat_fraction`` of the plane are objects.
     """
+    from scipy.cluster.vq import kmeans2
+
+    cols = colors.astype(np.float64)
     plane_of = np.full(len(pts), -1, np.int64)
+    words = np.full(len(pts), -1, np.int64)
     for i, (plane, kind) in enumerate(zip(structure.planes, structure.kinds)):
-        if kind in config.flat_kinds and len(plane.inliers) >= config.min_flat_points:
+        if kind in config.flat_kinds and len(plane.inliers) >= max(config.min_flat_points, config.colour_words):
             plane_of[plane.inliers] = i
-    cols = _smooth_within(colors.astype(np.float64), edges, plane_of, config.colour_smoothing)
+            words[plane.inliers] = kmeans2(cols[plane.inliers], config.colour_words, seed=config.seed, minit="++")[1]
+    onehot = np.zeros((len(pts), config.colour_words))
+    on_wall = np.flatnonzero(words >= 0)
+    onehot[on_wall, words[on_wall]] = 1.0
+    local = _smooth_within(onehot, edges, plane_of, config.colour_smoothing)
+    wall_hist = np.zeros((max(len(structure.planes), 1), config.colour_words))
     foreign = np.zeros(len(pts), bool)
-    contrast = np.zeros(len(pts))
-    plane_colour = np.zeros((len(pts), 3))
-    for i, plane in enumerate(structure.planes):
-        inl = plane.inliers[plane_of[plane.inliers] == i]
-        if not len(inl):
-            continue
-        plane_colour[inl] = np.median(cols[inl], axis=0)
-        dev = np.linalg.norm(cols[inl] - plane_colour[inl], axis=1)
-        limit = max(config.min_contrast, config.contrast_sigmas * 1.4826 * np.median(dev))
-        foreign[inl] = dev > limit
-        contrast[inl] = dev
+    distance = np.zeros(len(pts))
+    for i in np.unique(plane_of[on_wall]):
+        inl = np.flatnonzero(plane_of == i)
+        median = np.median(local[inl], axis=0)
+        wall_hist[i] = median / max(median.sum(), 1e-12)
+        dist = np.abs(local[inl] - wall_hist[i]).sum(axis=1)
+        limit = max(config.min_texture_distance,
+                    np.median(dist) + config.contrast_sigmas * 1.4826 * np.median(np.abs(dist - np.median(dist))))
+        foreign[inl] = dist > limit
+        distance[inl] = dist
     inside = foreign[edges[:, 0]] & foreign[edges[:, 1]] & (plane_of[edges[:, 0]] == plane_of[edges[:, 1]])
     e = edges[inside]
     graph = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(pts), len(pts)))
     _, comp = connected_components(graph, directed=False)
-    comp = np.where(foreign, comp, -1)
-    labels, comp = np.unique(comp, return_inverse=True)
+    labels, comp = np.unique(np.where(foreign, comp, -1), return_inverse=True)
     comp = comp - 1 if labels[0] == -1 else comp
-    comp = _refine_by_colour(comp, colors.astype(np.float64), edges, plane_of, plane_colour, config.colour_smoothing)
+    comp = _refine_by_texture(comp, words, wall_hist, edges, plane_of, config.colour_smoothing)
+    ids, comp = np.unique(comp, return_inverse=True)  # renumber after refinement
+    comp = comp - 1 if ids[0] == -1 else comp
     num = int(comp.max()) + 1
     on = comp >= 0
     counts = np.bincount(comp[on], minlength=num)
@@ -542,9 +597,9 @@ def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, edges: np.ndarray, st
     plane_sizes = np.array([len(p.inliers) for p in structure.planes] or [0])
     keep = (counts >= config.min_flat_points) & (extent >= config.min_flat_extent) & \
         (extent <= config.max_extent) & (counts <= config.max_flat_fraction * plane_sizes[plane_id])
-    mean_contrast = np.bincount(comp[on], weights=contrast[on], minlength=num) / np.maximum(counts, 1)
+    mean_distance = np.bincount(comp[on], weights=distance[on], minlength=num) / np.maximum(counts, 1)
     size_term = np.minimum(1.0, np.log(np.maximum(counts, 1)) / np.log(config.size_saturation))
-    new_scores = config.flat_score * size_term * np.minimum(1.0, mean_contrast / (2 * config.min_contrast))
+    new_scores = config.flat_score * size_term * np.minimum(1.0, mean_distance)
     relabel = np.full(num, -1, np.int64)
     relabel[keep] = len(scores) + np.arange(int(keep.sum()))
     instances = instances.copy()

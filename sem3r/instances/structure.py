@@ -19,8 +19,10 @@ reliable reference. :func:`detect_structure` works on points with oriented-or-no
 4. **Labels**: boundary planes within ``horizontal_angle`` of up at the floor height are floor,
    facing down above every camera are ceiling, within ``vertical_angle`` of vertical are walls.
    Their inliers get the structure class (:data:`STRUCTURE_CLASSES`), as the synthetic ground truth
-   labels structure: a semantic id, no instance. Other planes (table tops, cabinet fronts) are kept
-   in :attr:`Structure.planes` with kind ``horizontal`` / ``vertical`` / ``other`` and stay objects.
+   labels structure: a semantic id, no instance. A wall plane flush with a bigger wall (within
+   ``flush_distance``, at most ``max_flush_fraction`` of its size) is a door, window or board on it
+   (kind ``flush``, an object). Other planes (table tops, cabinet fronts) are kept in
+   :attr:`Structure.planes` with kind ``horizontal`` / ``vertical`` / ``other`` and stay objects.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class StructureConfig:
         min_camera_height: the cameras' median height over a floor is at least this (m)...
         max_camera_height: ... and at most this (m).
         min_points: smallest structure plane, as a fraction of all points (``< 1``) or a count.
+        flush_angle: a wall plane within this angle (degrees) ...
+        flush_distance: ... and this distance (m) of a wall with more than ``1 / max_flush_fraction``
+            times its points is ``flush``: a door, window or board on that wall (an object).
+        max_flush_fraction: see ``flush_distance``.
         label_normal_angle: :meth:`Structure.on_points` takes points within this angle (degrees) of a
             plane's normal (fine points on sensor depth have noisy normals; an object's side
             touching a wall is at 90 degrees).
@@ -73,6 +79,9 @@ class StructureConfig:
     max_camera_height: float = 3.0
     min_points: float = 0.01
     label_normal_angle: float = 60.0
+    flush_angle: float = 5.0
+    flush_distance: float = 0.08
+    max_flush_fraction: float = 0.5
 
     def validate(self) -> None:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
@@ -97,7 +106,8 @@ class Structure:
         up_source: ``"floor"``, ``"ceiling"``, ``"cameras"`` or ``"given"``.
         labels: ``(M,) int8`` index into :data:`STRUCTURE_CLASSES`, -1 for points that are not structure.
         planes: every detected plane, normals turned toward the cameras.
-        kinds: per plane: ``floor``, ``wall``, ``ceiling``, ``horizontal``, ``vertical`` or ``other``.
+        kinds: per plane: ``floor``, ``wall``, ``ceiling``, ``flush`` (a small plane flush with a
+            bigger wall: a door or board on it, an object), ``horizontal``, ``vertical`` or ``other``.
         floor_height: the floor's position along ``up`` (``points @ up`` units), ``None`` without a floor.
         camera_up_error: angle (degrees) between ``up`` and the cameras' mean up.
         note: a sentence for the user when up could not come from the floor, else ``""``.
@@ -315,4 +325,13 @@ def _classify(planes: list[Plane], boundary: np.ndarray, up: np.ndarray, centres
             kinds.append("wall" if boundary[i] else "vertical")
         else:
             kinds.append("other")
+    cos_flush = np.cos(np.deg2rad(config.flush_angle))
+    walls = [i for i, kind in enumerate(kinds) if kind == "wall"]
+    for i in walls:  # a small wall flush with a bigger one is a door, window or board on it
+        for j in walls:
+            if len(planes[j].inliers) > len(planes[i].inliers) / config.max_flush_fraction and \
+                    planes[i].normal @ planes[j].normal >= cos_flush and \
+                    abs(planes[i].offset - planes[j].offset) <= config.flush_distance:
+                kinds[i] = "flush"
+                break
     return kinds, floor_height
