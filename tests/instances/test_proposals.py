@@ -113,7 +113,7 @@ def test_geometric_method_writes_structure_and_up(room):
     struct = out.semantic_masks >= 0
     assert (out.instance_masks[struct] == -1).all()
     gt_struct = (room.semantic_masks >= 0) & (room.semantic_masks < 3) & (room.depth > 0)
-    assert (struct & gt_struct).sum() / gt_struct.sum() > 0.95
+    assert (struct & gt_struct).sum() / gt_struct.sum() > 0.9  # flat objects carved out of walls are not structure
     assert 5 <= len(out.instances) <= 60
 
 
