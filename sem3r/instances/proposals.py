@@ -103,6 +103,8 @@ class ProposalConfig:
             fraction of is a leg of it and joins it (table and chair legs, a lamp's pole: their
             joins with what they carry are concave or hidden).
         leg_gap: a leg's top lies within this distance (m) of the bottom of what it carries.
+        contain_margin: a part whose gravity-aligned box lies inside a bigger touching component's
+            box grown by this (m) joins it (shelves in a bookshelf).
         min_mask_agreement: combined mode: a superpoint takes a lifted id when at least this
             fraction of its points carry it.
         size_saturation: points at which the size term of the score reaches 1.
@@ -127,7 +129,7 @@ class ProposalConfig:
     shell_distance: float = 0.05
     shell_fraction: float = 0.8
     max_flat_fraction: float = 0.5
-    flat_kinds: tuple[str, ...] = ("wall",)
+    flat_kinds: tuple[str, ...] = ("wall", "floor")
     colour_words: int = 8
     min_texture_distance: float = 1.1
     max_texture_distance: float = 1.5
@@ -139,6 +141,7 @@ class ProposalConfig:
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
     leg_gap: float = 0.05
+    contain_margin: float = 0.02
     min_mask_agreement: float = 0.5
     size_saturation: float = 2000.0
     min_score: float = 0.5
@@ -392,6 +395,7 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     graph = sp.coo_matrix((np.ones(int(merge.sum())), (pa[merge], pb[merge])), shape=(count, count))
     num, component = connected_components(graph, directed=False)
     component = _merge_legs(pts, sp_ids, component, structure, config)
+    component = _merge_contained(pts, sp_ids, component, pa, pb, structure, config)
     num = int(component.max()) + 1
 
     # a proposal's boundary is good where it ends at a concave join; a convex or flat join left
@@ -435,6 +439,32 @@ def _merge_legs(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, stru
     if not leg.any():
         return component
     graph = sp.coo_matrix((np.ones(int(leg.sum())), (lower[leg], upper[leg])), shape=(num, num))
+    return connected_components(graph, directed=False)[1][component]
+
+
+def _merge_contained(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, pa: np.ndarray, pb: np.ndarray,
+                     structure: Structure, config: ProposalConfig) -> np.ndarray:
+    """Join parts to the object that encloses them: ``(S,)`` component ids after merging every
+    component that touches a bigger one and whose gravity-aligned box lies inside that one's
+    (grown by ``contain_margin``): shelves and books inside a bookshelf's frame, a seat between a
+    chair's sides. Objects on a table or under a desk are outside its box or do not touch it."""
+    num = int(component.max()) + 1
+    obj = sp_ids >= 0
+    comp = component[sp_ids[obj]]
+    ground = pts[obj] @ _ground_axes(structure.up)
+    lo = np.full((num, 3), np.inf)
+    hi = np.full((num, 3), -np.inf)
+    np.minimum.at(lo, comp, ground)
+    np.maximum.at(hi, comp, ground)
+    size = np.bincount(comp, minlength=num)
+    ca, cb = component[pa], component[pb]
+    touching = ca != cb
+    small = np.where(size[ca] <= size[cb], ca, cb)[touching]
+    big = np.where(size[ca] <= size[cb], cb, ca)[touching]
+    inside = np.all((lo[small] >= lo[big] - config.contain_margin) & (hi[small] <= hi[big] + config.contain_margin), axis=1)
+    if not inside.any():
+        return component
+    graph = sp.coo_matrix((np.ones(int(inside.sum())), (small[inside], big[inside])), shape=(num, num))
     return connected_components(graph, directed=False)[1][component]
 
 
