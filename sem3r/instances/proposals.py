@@ -77,9 +77,10 @@ class ProposalConfig:
         min_extent: smallest largest side of a proposal's bounding box (m).
         max_extent: largest largest side (m); bigger ones are leftover structure.
         shell_distance: a proposal with ``shell_fraction`` of its points within this distance (m),
-            or 1.5 times the plane's noise band at their range, of a structure plane, and no point
-            beyond twice that, is structure noise.
+            or ``shell_bands`` times the plane's noise band at their range, of a structure plane,
+            and no point beyond twice that, is structure noise.
         shell_fraction: see ``shell_distance``.
+        shell_bands: see ``shell_distance``.
         max_flat_fraction: a flat object covers at most this fraction of its wall's points (a door can
             be a third of a short wall).
         flat_kinds: the structure kinds flat objects are looked for on (``()``: none).
@@ -128,6 +129,7 @@ class ProposalConfig:
     max_extent: float = 4.0
     shell_distance: float = 0.05
     shell_fraction: float = 0.8
+    shell_bands: float = 3.0
     max_flat_fraction: float = 0.5
     flat_kinds: tuple[str, ...] = ("wall", "floor")
     colour_words: int = 8
@@ -507,7 +509,7 @@ def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, close
     for plane, kind in zip(structure.planes, structure.kinds):
         if kind not in ("floor", "wall", "ceiling"):
             continue
-        tol = np.maximum(config.shell_distance, 1.5 * plane.band(None if ranges is None else ranges[inside]))
+        tol = np.maximum(config.shell_distance, config.shell_bands * plane.band(None if ranges is None else ranges[inside]))
         dist = np.abs(plane.signed_distance(pts[inside])) / tol  # in units of the allowed distance
         near = np.bincount(comp, weights=dist <= 1, minlength=num)
         far = np.zeros(num)
