@@ -142,7 +142,7 @@ class ProposalConfig:
     flat_score: float = 0.6
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
-    leg_gap: float = 0.05
+    leg_gap: float = 0.1
     contain_margin: float = 0.02
     min_mask_agreement: float = 0.5
     size_saturation: float = 2000.0
