@@ -186,7 +186,7 @@ class Proposals:
         superpoints: ``(M,) int64`` superpoint of each object point, -1 on structure.
         point_instances: ``(M,) int32`` proposal of each point (row of ``scores``), -1 for none.
         scores: ``(K,) float32`` confidence of each proposal in ``[0, 1]``.
-        flat: ``(K,) bool`` the proposal is a flat object on a structure plane (combined mode).
+        flat: ``(K,) bool`` the proposal is a flat object found by texture on a structure plane.
     """
 
     correspondence: Correspondence
