@@ -23,7 +23,8 @@ gone:
    instances (``combined``; any mask source), each superpoint takes its points' majority lifted id:
    two superpoints with the same id merge even across a concave crease (a chair's seat and back),
    and two with different ids do not merge across a flat join (two same-height boxes side by
-   side) nor a weakly convex one (``strong_convexity``).
+   side) nor a weakly convex one (``strong_convexity``); with the per-view masks, superpoints whose
+   joining edges nearly all cross a 2D boundary (IBSp) do not merge across such joins either.
 6. **Flat objects on walls** (paintings, posters: flush with the wall, geometrically invisible) by
    texture: a wall's colours are quantised into k-means words and each point gets the histogram of
    words around it (a texture descriptor: a striped wall looks the same everywhere); regions whose
@@ -71,6 +72,10 @@ class ProposalConfig:
         convex_tolerance: a join is convex when ``(n_a - n_b) . d / |d|`` exceeds this.
         strong_convexity: combined mode: a convex join below this convexity does not merge two
             superpoints whose lifted 2D ids differ (noisy creases defer to the 2D cue).
+        cut_fraction: combined mode, with the per-view 2D masks: when more than this fraction of
+            the graph edges between two superpoints cross a 2D mask boundary in a view that sees
+            both (IBSp, :func:`~sem3r.superpoints.ibsp.instance_boundary_cut`), their flat or weakly
+            convex join does not merge them (a book lying on a table).
         flat_angle: joins whose normals differ by less than this (degrees) and ...
         flat_offset: ... whose offset leaves the tangent planes by at most this (m) are flat.
         min_points: smallest proposal (points, i.e. voxels).
@@ -122,6 +127,7 @@ class ProposalConfig:
     superpoints: SuperpointConfig = field(default_factory=lambda: SuperpointConfig(kthresh=0.01, min_size=10))
     convex_tolerance: float = 0.05
     strong_convexity: float = 0.5
+    cut_fraction: float = 0.9
     flat_angle: float = 15.0
     flat_offset: float = 0.01
     min_points: int = 40
@@ -256,7 +262,7 @@ def estimate_structure(scene: Scene, config: ProposalConfig | None = None) -> St
 
 
 def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
-                        lifted: np.ndarray | None = None) -> Proposals:
+                        lifted: np.ndarray | None = None, view_masks: np.ndarray | None = None) -> Proposals:
     """Object proposals of a reconstructed Scene (see the module docstring).
 
     Args:
@@ -265,6 +271,8 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
         lifted: ``(N, H, W) int`` instance ids shared across views (e.g.
             :func:`~sem3r.instances.lifting.lift_masks` of any 2D mask source), -1 unlabelled, for
             the combined mode; ``None`` for geometry alone.
+        view_masks: ``(N, H, W) int`` the per-view 2D masks themselves (ids local to each view), for
+            the combined mode's boundary cue (``cut_fraction``); ``None``: not used.
 
     Returns:
         :class:`Proposals` (zero proposals when everything is structure).
@@ -292,15 +300,19 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
         if lifted.shape != corr.point_of_pixel.shape:
             raise Sem3RError(f"lifted masks must have shape {corr.point_of_pixel.shape}, got {lifted.shape}")
         point_ids = corr.point_labels(lifted.astype(np.int64))
+    cut = None
+    if view_masks is not None:
+        from sem3r.superpoints.ibsp import instance_boundary_cut
+        cut = ~instance_boundary_cut(corr, edges, np.asarray(view_masks))
     sp_ids, instances, scores, flat = group_objects(pts, normals, edges, structure, config, point_ids, corr.colors,
-                                                    ranges)
+                                                    ranges, cut)
     return Proposals(corr, normals, structure, sp_ids, instances, scores, flat)
 
 
 def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,
                   config: ProposalConfig | None = None, point_ids: np.ndarray | None = None,
-                  colors: np.ndarray | None = None,
-                  ranges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  colors: np.ndarray | None = None, ranges: np.ndarray | None = None,
+                  cut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Steps 3-6 of the module docstring on bare points: superpoints, joins, merging, filtering.
 
     Args:
@@ -312,6 +324,7 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
         point_ids: ``(M,) int`` lifted 2D instance per point (-1 none), for the combined mode.
         colors: ``(M, 3) uint8`` point colours (for flat objects on walls; ``None``: none).
         ranges: ``(M,)`` distance (m) from each point to its camera (structure bands grow with it).
+        cut: ``(E,) bool`` edges that cross a 2D mask boundary (combined mode, see ``cut_fraction``).
 
     Returns:
         ``superpoints (M,) int64`` (-1 on structure), ``instances (M,) int32`` (-1 none),
@@ -336,7 +349,7 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     config.validate()
     pts = np.asarray(points, np.float64)
     sp_ids = _object_superpoints(pts, normals, edges, structure, config)
-    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges)
+    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges, cut)
     flat = np.zeros(len(scores), bool)
     if colors is not None and config.flat_kinds:
         instances, scores, flat = _add_flat_objects(pts, colors, edges, structure, instances, scores, config)
@@ -359,7 +372,8 @@ def _object_superpoints(pts: np.ndarray, normals: np.ndarray, edges: np.ndarray,
     return out
 
 
-def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config: ProposalConfig, ranges=None):
+def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config: ProposalConfig, ranges=None,
+           cut=None):
     """Superpoints merged into proposals; returns ``(M,) int32`` proposal ids and ``(K,)`` scores."""
     count = int(sp_ids.max()) + 1
     if count == 0:
@@ -377,6 +391,7 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     ea, eb = np.where(swap, eb, ea), np.where(swap, ea, eb)
     diff[swap] *= -1
     pairs, inverse, n_edges = np.unique(ea * count + eb, return_inverse=True, return_counts=True)
+    cut_fraction = None if cut is None else np.bincount(inverse, weights=cut[cross], minlength=len(pairs)) / n_edges
     pa, pb = pairs // count, pairs % count
     d = np.zeros((len(pairs), 3))
     np.add.at(d, inverse, diff)
@@ -389,11 +404,14 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     flat = parallel & (np.abs(np.einsum("ij,ij->i", na, d)) <= config.flat_offset) & \
         (np.abs(np.einsum("ij,ij->i", nb, d)) <= config.flat_offset)
     merge = convex | flat
+    if cut_fraction is not None:
+        split = cut_fraction > config.cut_fraction
+        merge = (convex & ~(split & (convexity < config.strong_convexity))) | (flat & ~split)
     if point_ids is not None:
         label = _superpoint_labels(sp_ids, point_ids, count, config.min_mask_agreement)
         la, lb = label[pa], label[pb]
         same, differ = (la >= 0) & (la == lb), (la >= 0) & (lb >= 0) & (la != lb)
-        merge = (convex & ~(differ & (convexity < config.strong_convexity))) | (flat & ~differ) | same
+        merge = (merge & ~(differ & (flat | (convexity < config.strong_convexity)))) | same
     graph = sp.coo_matrix((np.ones(int(merge.sum())), (pa[merge], pb[merge])), shape=(count, count))
     num, component = connected_components(graph, directed=False)
     component = _merge_legs(pts, sp_ids, component, structure, config)

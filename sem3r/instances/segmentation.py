@@ -41,7 +41,8 @@ import numpy as np
 
 from sem3r.errors import Sem3RError
 from sem3r.instances.clustering import ClusteringConfig, cluster_scene
-from sem3r.instances.lifting import LiftConfig, lift_scene
+from sem3r.instances.lifting import LiftConfig, lift_masks, lift_scene
+from sem3r.instances.mask_sources import view_masks
 from sem3r.instances.proposals import ProposalConfig, geometric_proposals
 from sem3r.instances.structure import STRUCTURE_CLASSES
 from sem3r.registry import Registry
@@ -172,8 +173,11 @@ def segment_lift(scene: Scene, config: LiftSegmentConfig) -> Scene:
 
 def segment_geometric(scene: Scene, config: GeometricSegmentConfig) -> Scene:
     """The ``geometric`` / ``combined`` methods: structure removed, superpoints grouped into objects."""
-    lifted = None if config.source is None else lift_scene(scene, config.source, config.lift, **config.source_options)
-    proposals = geometric_proposals(scene, config.proposals, lifted)
+    masks = lifted = None
+    if config.source is not None:
+        masks = view_masks(scene, config.source, **config.source_options)
+        lifted = lift_masks(scene, masks, config.lift)
+    proposals = geometric_proposals(scene, config.proposals, lifted, masks)
     out = _with_masks(scene, proposals.to_pixels(), {k: float(v) for k, v in enumerate(proposals.scores)})
     structure = proposals.structure
     if out.semantic_masks is None:

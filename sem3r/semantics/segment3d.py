@@ -216,7 +216,7 @@ def _lift(scene: Scene, inputs: PointInputs, view_masks: np.ndarray, view_classe
     if proposals == "auto":
         proposals = ProposalConfig() if config.mask_source == "oversegment" else None
     if proposals is not None:
-        lifted = geometric_proposals(scene, proposals, lifted).to_pixels()
+        lifted = geometric_proposals(scene, proposals, lifted, view_masks).to_pixels()
     corr = inputs.correspondence
     point_ids = _superpoint_majority(inputs.superpoints, corr.point_labels(lifted))
     ids, inverse = np.unique(point_ids, return_inverse=True)
