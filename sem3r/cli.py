@@ -380,13 +380,15 @@ def segment3d(
     export: Path | None = None,
     score_threshold: float = 0.1,
     device: str = "cpu",
+    up: str | None = None,
 ) -> None:
     """Open-vocabulary 3D instance segmentation (OVSeg3R): 3D instances with labels and scores.
 
     With --checkpoint (a `sem3r train segmenter3d` run) the trained 3D segmenter predicts instance
     masks over IBSp superpoints and classifies them by similarity to the text embeddings of
     --classes; without it the training-free path lifts the per-view 2D masks, merges them across
-    views and snaps them to superpoints. The per-view 2D masks (and their class names) come from
+    views (with --source oversegment: combined with the geometric object proposals of
+    `sem3r segment --method combined`) and snaps them to superpoints. The per-view 2D masks (and their class names) come from
     --source: gt (the scene's own 2D masks, e.g. a `sem3r synth` scene), oversegment or sam;
     auto takes gt when the scene has instance and semantic masks, else oversegment.
     Instance masks, semantic masks (indices into --classes) and the instance table are written
@@ -409,6 +411,8 @@ def segment3d(
         export: also export PLY/GLB/HTML into this folder.
         score_threshold: drop instances scoring below this (trained path).
         device: cpu, cuda or auto.
+        up: training-free path with geometric proposals: world up as x,y,z (or +z, -y, ...)
+            instead of the floor plane's normal.
     """
     from sem3r.scene import Scene
     from sem3r.semantics.segment3d import Segment3DConfig
@@ -418,9 +422,15 @@ def segment3d(
     scene = Scene.load(scene_dir)
     if source == "auto":
         source = "gt" if scene.instance_masks is not None and scene.semantic_masks is not None else "oversegment"
+    proposals = "auto"
+    if up is not None:
+        from sem3r.instances.proposals import ProposalConfig
+        from sem3r.instances.structure import StructureConfig, parse_up
+
+        proposals = ProposalConfig(structure=StructureConfig(up=tuple(parse_up(up))))
     config = Segment3DConfig(checkpoint=checkpoint, mask_source=source,
                              mask_options=_mask_source_options(source, source_option, sam_model), text_encoder=text_encoder,
-                             score_threshold=score_threshold, device=device)
+                             score_threshold=score_threshold, device=device, proposals=proposals)
     result = run_segment3d(scene, classes.split(","), config)
     segmented = result.scene
     if vlm is not None:

@@ -47,6 +47,15 @@ def test_up_override(scenes, capsys, tmp_path):
     assert code == 0 and "m2" in out
 
 
+def test_segment3d_takes_up(scenes, capsys, tmp_path):
+    code, out, err = run(capsys, "segment3d", scenes / "room", "--classes", "chair,table", "--source", "oversegment",
+                         "--up", "0,0,1", "--out", tmp_path / "seg3d")
+    assert code == 0, err
+    assert len(Scene.load(tmp_path / "seg3d").instances) > 3
+    code, out, err = run(capsys, "segment3d", scenes / "room", "--classes", "chair", "--up", "nowhere")
+    assert code == 2 and "unknown up axis" in err
+
+
 def test_all_structure_scene_is_zero_proposals_and_a_note(scenes, capsys, tmp_path):
     code, out, err = run(capsys, "segment", scenes / "empty", "--method", "geometric", "--out", tmp_path / "seg")
     assert code == 0, err
