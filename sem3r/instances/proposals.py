@@ -48,13 +48,11 @@ from scipy.sparse.csgraph import connected_components
 
 from sem3r.errors import Sem3RError
 from sem3r.geometry.camera import camera_centers
-from sem3r.geometry.normals import normals_from_neighbours
 from sem3r.geometry.voxels import group_majority
-from sem3r.instances.structure import Structure, StructureConfig, detect_structure
+from sem3r.instances.structure import Structure, StructureConfig, detect_structure, ground_basis
 from sem3r.reconstruct.correspondence import Correspondence, CorrespondenceConfig, build_correspondence
 from sem3r.scene import Scene
-from sem3r.superpoints.graph import edges_from_neighbours, knn_neighbours
-from sem3r.superpoints.segment import SuperpointConfig, compute_superpoints
+from sem3r.superpoints.segment import SuperpointConfig, compute_superpoints, knn_graph
 
 
 @dataclass
@@ -65,10 +63,9 @@ class ProposalConfig:
         voxel_size: points are merged per voxel of this size (m).
         structure_voxel_size: the structure planes are found on voxels of this size (m), then
             labelled on the points (see :func:`estimate_structure`).
-        k: graph neighbours per point.
-        normal_k: points per PCA normal patch.
         structure: floor / wall / ceiling detection and the up vector.
-        superpoints: Felzenszwalb settings of the superpoints (``k`` / ``normal_k`` unused here).
+        superpoints: the point graph (``k`` neighbours, ``normal_k`` points per PCA normal) and the
+            Felzenszwalb settings of the superpoints.
         convex_tolerance: a join is convex when ``(n_a - n_b) . d / |d|`` exceeds this.
         strong_convexity: combined mode: a convex join below this convexity does not merge two
             superpoints whose lifted 2D ids differ (noisy creases defer to the 2D cue).
@@ -121,8 +118,6 @@ class ProposalConfig:
 
     voxel_size: float = 0.02
     structure_voxel_size: float = 0.05
-    k: int = 10
-    normal_k: int = 16
     structure: StructureConfig = field(default_factory=StructureConfig)
     superpoints: SuperpointConfig = field(default_factory=lambda: SuperpointConfig(kthresh=0.01, min_size=10))
     convex_tolerance: float = 0.05
@@ -159,8 +154,6 @@ class ProposalConfig:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
         if not self.voxel_size > 0:
             raise Sem3RError(f"proposal voxel_size must be positive, got {self.voxel_size}")
-        if self.k < 1 or self.normal_k < 3:
-            raise Sem3RError("proposal k must be >= 1 and normal_k >= 3")
         if not 0 < self.flat_angle < 90:
             raise Sem3RError(f"proposal flat_angle must be in (0, 90) degrees, got {self.flat_angle}")
         if self.min_points < 1 or not 0 <= self.min_extent < self.max_extent:
@@ -223,16 +216,15 @@ class Proposals:
         return self.correspondence.to_pixels(labels).astype(np.int32)
 
 
-def point_graph(corr: Correspondence, k: int, normal_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected KNN edges ``(E, 2) int64`` and PCA normals ``(M, 3) float64`` (turned toward each
-    point's camera) of a correspondence record's points, from one KNN query."""
+def point_graph(corr: Correspondence, config: SuperpointConfig,
+                want_edges: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Undirected KNN edges ``(E, 2) int64`` (``None`` unless ``want_edges``) and PCA normals ``(M, 3)
+    float64`` (turned toward each point's camera) of a correspondence record's points, from one KNN
+    query of ``config.k`` / ``config.normal_k`` neighbours (:func:`~sem3r.superpoints.segment.knn_graph`)."""
     pts = corr.points.astype(np.float64)
-    if len(pts) < max(3, normal_k):
-        raise Sem3RError(f"the scene has {len(pts)} reconstructed points; at least {max(3, normal_k)} are needed")
-    _, neighbours = knn_neighbours(pts, max(k + 1, normal_k) - 1)
-    edges = edges_from_neighbours(neighbours[:, : k + 1])
-    normals = normals_from_neighbours(pts, neighbours[:, :normal_k], camera_centers(corr.cam_from_world)[corr.view])
-    return edges, normals
+    if len(pts) < max(3, config.normal_k):
+        raise Sem3RError(f"the scene has {len(pts)} reconstructed points; at least {max(3, config.normal_k)} are needed")
+    return knn_graph(pts, config, camera_centers(corr.cam_from_world)[corr.view], want_edges=want_edges)
 
 
 def point_ranges(corr: Correspondence) -> np.ndarray:
@@ -243,7 +235,7 @@ def point_ranges(corr: Correspondence) -> np.ndarray:
 def estimate_structure(scene: Scene, config: ProposalConfig | None = None) -> Structure:
     """Floor, walls, ceiling and up of a Scene's geometry, found on ``config.structure_voxel_size`` voxels.
 
-    Coarse voxels average sensor noise away and their PCA normals span ``normal_k`` voxels (about
+    Coarse voxels average sensor noise away and their PCA normals span ``superpoints.normal_k`` voxels (about
     20 cm at 5 cm voxels), so plane detection holds on Kinect depth whose 2 cm voxels have normals
     too noisy to vote; :meth:`Structure.on_points` carries the planes to finer points.
 
@@ -256,7 +248,7 @@ def estimate_structure(scene: Scene, config: ProposalConfig | None = None) -> St
     config = config or ProposalConfig()
     config.validate()
     corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.structure_voxel_size))
-    _, normals = point_graph(corr, config.k, config.normal_k)
+    _, normals = point_graph(corr, config.superpoints, want_edges=False)
     return detect_structure(corr.points.astype(np.float64), normals, scene.cam_from_world, config.structure,
                             point_ranges(corr))
 
@@ -290,7 +282,7 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
     config = config or ProposalConfig()
     config.validate()
     corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=config.voxel_size))
-    edges, normals = point_graph(corr, config.k, config.normal_k)
+    edges, normals = point_graph(corr, config.superpoints)
     pts = corr.points.astype(np.float64)
     ranges = point_ranges(corr)
     structure = estimate_structure(scene, config).on_points(pts, normals, config.structure, ranges)
@@ -332,6 +324,7 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
 
     Example:
         >>> from sem3r.instances.structure import detect_structure
+        >>> from sem3r.superpoints.graph import edges_from_neighbours, knn_neighbours
         >>> g = np.linspace(0, 2, 81)
         >>> floor = np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(81 * 81)]
         >>> h = np.linspace(0.8, 1.2, 17)[1:-1]
@@ -414,8 +407,9 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
         merge = (merge & ~(differ & (flat | (convexity < config.strong_convexity)))) | same
     graph = sp.coo_matrix((np.ones(int(merge.sum())), (pa[merge], pb[merge])), shape=(count, count))
     num, component = connected_components(graph, directed=False)
-    component = _merge_legs(pts, sp_ids, component, structure, config)
-    component = _merge_contained(pts, sp_ids, component, pa, pb, structure, config)
+    ground = pts @ ground_basis(structure.up)
+    component = _merge_legs(ground, sp_ids, component, structure, config)
+    component = _merge_contained(ground, sp_ids, component, pa, pb, config)
     num = int(component.max()) + 1
 
     # a proposal's boundary is good where it ends at a concave join; a convex or flat join left
@@ -431,22 +425,28 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     return relabel[point_comp].astype(np.int32), scores[keep].astype(np.float32)
 
 
-def _merge_legs(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, structure: Structure, config: ProposalConfig) -> np.ndarray:
+def _boxes(values: np.ndarray, groups: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned box of each group: ``values (K, 3)`` with ``groups (K,)`` in ``[0, num)`` ->
+    ``lo, hi (num, 3)`` (``inf`` / ``-inf`` for empty groups)."""
+    lo = np.full((num, 3), np.inf)
+    hi = np.full((num, 3), -np.inf)
+    np.minimum.at(lo, groups, values)
+    np.maximum.at(hi, groups, values)
+    return lo, hi
+
+
+def _merge_legs(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, structure: Structure,
+                config: ProposalConfig) -> np.ndarray:
     """Join legs to what they carry: ``(S,)`` component ids after merging every component that stands
     on the floor, reaches up to within ``leg_gap`` of the bottom of a component above it, lies inside
     its footprint and has at most ``leg_footprint`` of its footprint area. The top of a leg is hidden
-    under what it carries, so the two need not touch in the point graph."""
+    under what it carries, so the two need not touch in the point graph. ``ground (M, 3)``: the
+    points in the :func:`~sem3r.instances.structure.ground_basis` frame (last axis up)."""
     if structure.floor_height is None:
         return component
     num = int(component.max()) + 1
     obj = sp_ids >= 0
-    comp = component[sp_ids[obj]]
-    basis = _ground_axes(structure.up)
-    ground = pts[obj] @ basis
-    lo = np.full((num, 3), np.inf)
-    hi = np.full((num, 3), -np.inf)
-    np.minimum.at(lo, comp, ground)
-    np.maximum.at(hi, comp, ground)
+    lo, hi = _boxes(ground[obj], component[sp_ids[obj]], num)
     footprint = np.prod(np.maximum(hi[:, :2] - lo[:, :2], config.voxel_size), axis=1)
     on_floor = lo[:, 2] - structure.floor_height <= config.leg_floor_gap
     legs = np.flatnonzero(on_floor)
@@ -462,20 +462,17 @@ def _merge_legs(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, stru
     return connected_components(graph, directed=False)[1][component]
 
 
-def _merge_contained(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, pa: np.ndarray, pb: np.ndarray,
-                     structure: Structure, config: ProposalConfig) -> np.ndarray:
+def _merge_contained(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, pa: np.ndarray, pb: np.ndarray,
+                     config: ProposalConfig) -> np.ndarray:
     """Join parts to the object that encloses them: ``(S,)`` component ids after merging every
     component that touches a bigger one and whose gravity-aligned box lies inside that one's
     (grown by ``contain_margin``): shelves and books inside a bookshelf's frame, a seat between a
-    chair's sides. Objects on a table or under a desk are outside its box or do not touch it."""
+    chair's sides. Objects on a table or under a desk are outside its box or do not touch it.
+    ``ground (M, 3)``: the points in the ground frame; ``pa, pb``: adjacent superpoint pairs."""
     num = int(component.max()) + 1
     obj = sp_ids >= 0
     comp = component[sp_ids[obj]]
-    ground = pts[obj] @ _ground_axes(structure.up)
-    lo = np.full((num, 3), np.inf)
-    hi = np.full((num, 3), -np.inf)
-    np.minimum.at(lo, comp, ground)
-    np.maximum.at(hi, comp, ground)
+    lo, hi = _boxes(ground[obj], comp, num)
     size = np.bincount(comp, minlength=num)
     ca, cb = component[pa], component[pb]
     touching = ca != cb
@@ -486,14 +483,6 @@ def _merge_contained(pts: np.ndarray, sp_ids: np.ndarray, component: np.ndarray,
         return component
     graph = sp.coo_matrix((np.ones(int(inside.sum())), (small[inside], big[inside])), shape=(num, num))
     return connected_components(graph, directed=False)[1][component]
-
-
-def _ground_axes(up: np.ndarray) -> np.ndarray:
-    """``(3, 3)`` columns ``e1, e2, up``: an orthonormal basis whose last axis is ``up``."""
-    seed = np.eye(3)[int(np.argmin(np.abs(up)))]
-    e1 = seed - (seed @ up) * up
-    e1 /= np.linalg.norm(e1)
-    return np.stack([e1, np.cross(up, e1), up], axis=1)
 
 
 def _superpoint_labels(sp_ids: np.ndarray, point_ids: np.ndarray, count: int, agreement: float) -> np.ndarray:
@@ -513,10 +502,7 @@ def _filter(pts: np.ndarray, point_comp: np.ndarray, structure: Structure, close
     inside = point_comp >= 0
     comp = point_comp[inside]
     counts = np.bincount(comp, minlength=num)
-    lo = np.full((num, 3), np.inf)
-    hi = np.full((num, 3), -np.inf)
-    np.minimum.at(lo, comp, pts[inside])
-    np.maximum.at(hi, comp, pts[inside])
+    lo, hi = _boxes(pts[inside], comp, num)
     extent = np.where(counts[:, None] > 0, hi - lo, 0).max(axis=1)
     flush = np.zeros(len(pts), bool)
     for plane, kind in zip(structure.planes, structure.kinds):
@@ -650,10 +636,7 @@ def _add_flat_objects(pts: np.ndarray, colors: np.ndarray, edges: np.ndarray, st
     num = int(comp.max()) + 1
     on = comp >= 0
     counts = np.bincount(comp[on], minlength=num)
-    lo = np.full((num, 3), np.inf)
-    hi = np.full((num, 3), -np.inf)
-    np.minimum.at(lo, comp[on], pts[on])
-    np.maximum.at(hi, comp[on], pts[on])
+    lo, hi = _boxes(pts[on], comp[on], num)
     extent = np.where(counts[:, None] > 0, hi - lo, 0).max(axis=1)
     plane_id = np.zeros(num, np.int64)
     plane_id[comp[on]] = plane_of[on]

@@ -189,7 +189,24 @@ def parse_up(up) -> np.ndarray:
     vec = np.asarray(up, np.float64).reshape(-1)
     if vec.shape != (3,) or not np.isfinite(vec).all() or np.linalg.norm(vec) < 1e-9:
         raise Sem3RError(f"up must be a finite non-zero 3-vector, got {up}")
-    return vec / np.linalg.norm(vec)
+    return vec / np.linalg.norm(vec) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def ground_basis(up) -> np.ndarray:
+    """Right-handed ``world_from_ground`` ``(3, 3)``: columns ``e1, e2, up`` with ``e1, e2 ⟂ up``.
+
+    ``e1`` is the world axis least aligned with ``up``, made orthogonal to it; ``e2 = up x e1``.
+    ``up`` is anything :func:`parse_up` takes.
+
+    Example:
+        >>> ground_basis([0, 0, 2]).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    up = parse_up(up)
+    seed = np.eye(3)[int(np.argmin(np.abs(up)))]
+    e1 = seed - (seed @ up) * up
+    e1 /= np.linalg.norm(e1)
+    return np.stack([e1, np.cross(up, e1), up], axis=1)
 
 
 def camera_mean_up(cam_from_world: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 
 from sem3r.errors import Sem3RError
 from sem3r.geometry.voxels import voxel_keys
+from sem3r.instances.structure import ground_basis
 from sem3r.reasoning.bev import resolve_up
 from sem3r.scene import Scene
 
@@ -210,25 +211,6 @@ class SceneGraphConfig:
             raise Sem3RError(f"floor_cell must be positive, got {self.floor_cell}")
         if self.floor_closing < 0:
             raise Sem3RError(f"floor_closing must be non-negative, got {self.floor_closing}")
-
-
-def _unit(vector, what: str) -> np.ndarray:
-    v = np.asarray(vector, np.float64).reshape(-1)
-    if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-9:
-        raise Sem3RError(f"{what} must be a finite non-zero 3-vector, got {vector}")
-    return v / np.linalg.norm(v) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def ground_basis(up: np.ndarray) -> np.ndarray:
-    """Right-handed ``world_from_ground`` ``(3, 3)``: columns ``e1, e2, up`` with ``e1, e2 ⟂ up``.
-
-    ``e1`` is the world axis least aligned with ``up``, made orthogonal to it; ``e2 = up x e1``.
-    """
-    up = _unit(up, "up")
-    seed = np.eye(3)[int(np.argmin(np.abs(up)))]
-    e1 = seed - (seed @ up) * up
-    e1 /= np.linalg.norm(e1)
-    return np.stack([e1, np.cross(up, e1), up], axis=1)
 
 
 def _min_area_axis(q: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ _SUBMODULE = {
     "WEIGHTS": "segment",
     "SuperpointConfig": "segment",
     "compute_superpoints": "segment",
+    "knn_graph": "segment",
     "mesh_superpoints": "segment",
     "scene_superpoints": "segment",
 }

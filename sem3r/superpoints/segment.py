@@ -139,7 +139,7 @@ def compute_superpoints(points: np.ndarray, config: SuperpointConfig | None = No
     edges = None if edges is None else _edge_array(edges, len(pts))
     normals = None if normals is None else _normal_array(normals, pts.shape)
     if edges is None or normals is None:
-        graph, estimated = _knn_graph(pts, config, view, want_edges=edges is None, want_normals=normals is None)
+        graph, estimated = knn_graph(pts, config, view, want_edges=edges is None, want_normals=normals is None)
         edges = graph if edges is None else edges
         normals = estimated if normals is None else normals
     elif view is not None:
@@ -194,7 +194,7 @@ def scene_superpoints(corr: Correspondence, config: SuperpointConfig | None = No
         lifted = corr.lift_view_masks(view_masks)  # checks the masks first
     pts = corr.points.astype(np.float64)
     view = camera_centers(corr.cam_from_world)[corr.view]
-    edges, normals = _knn_graph(pts, config, view, want_edges=True, want_normals=True)
+    edges, normals = knn_graph(pts, config, view)
     keep = None if view_masks is None else instance_boundary_cut(corr, edges, view_masks, lifted=lifted,
                                                                  views=config.ibsp_views)
     ids = compute_superpoints(pts, config, normals=normals, edges=edges, keep=keep)
@@ -242,9 +242,20 @@ def mesh_superpoints(vertices: np.ndarray, faces: np.ndarray, config: Superpoint
     return compute_superpoints(verts, config, normals=normals, edges=edges, keep=keep)
 
 
-def _knn_graph(pts: np.ndarray, config: SuperpointConfig, view: np.ndarray | None, want_edges: bool,
-               want_normals: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """KNN edges and PCA normals (flipped toward ``view``) from one query; ``None`` for what is not wanted."""
+def knn_graph(pts: np.ndarray, config: SuperpointConfig, view: np.ndarray | None, want_edges: bool = True,
+              want_normals: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """KNN edges and PCA normals from one query (``config.k`` graph neighbours, ``config.normal_k`` patch points).
+
+    Args:
+        pts: ``(M, 3) float64`` points.
+        config: the neighbour counts and query threads.
+        view: ``(3,)`` or ``(M, 3)`` viewpoints the normals are flipped toward, or ``None``.
+        want_edges: compute the undirected ``(E, 2) int64`` edges.
+        want_normals: compute the ``(M, 3)`` unit normals.
+
+    Returns:
+        ``(edges, normals)``, ``None`` for what is not wanted.
+    """
     if want_normals and len(pts) < 3:
         raise Sem3RError(f"estimating normals needs at least 3 points, got {len(pts)}")
     if len(pts) < 2:
