@@ -14,7 +14,7 @@ gravity is unknown), every method segments the Scene with its ground-truth masks
 Metrics, averaged over rooms, on the Scene's valid pixels merged into 2 cm voxels (ground truth per
 voxel: the majority of its pixels' exact labels):
 
-* class-agnostic AP / AP50 / AP25 (ScanNet protocol of :func:`sem3r.eval.instance_ap`, every object
+* class-agnostic AP / AP50 / AP25 (:func:`sem3r.eval.object_metrics`: ScanNet protocol, every object
   one class, instances under 100 voxels ignored, prediction scores from the instance table);
 * T-mIoU / T-SR (:func:`sem3r.eval.tracking_metrics`, per pixel, identities across views);
 * predicted and ground-truth instance counts;
@@ -37,7 +37,7 @@ from common import size_arg
 from tqdm import tqdm
 
 from sem3r.data.synthetic import SynthConfig, generate_scene
-from sem3r.eval import instance_ap, tracking_metrics
+from sem3r.eval import object_metrics, tracking_metrics
 from sem3r.instances import segment
 from sem3r.reconstruct.correspondence import CorrespondenceConfig, build_correspondence
 from sem3r.scene import InstanceTable
@@ -69,17 +69,10 @@ def _angle(a, b) -> float:
 
 def evaluate(pred, gt, corr, gt_ids, gt_struct, true_up) -> dict[str, float]:
     """One method's metrics on one room (see the module docstring)."""
-    ids = corr.point_labels(pred.instance_masks)
-    table = dict(zip(pred.instances.ids.tolist(), pred.instances.scores.tolist()))
-    uniq, rows = np.unique(ids[ids >= 0], return_inverse=True)
-    per_point = np.full(len(ids), -1, np.int64)
-    per_point[ids >= 0] = rows
-    scores = np.array([table.get(int(i), 1.0) for i in uniq])
-    ap = instance_ap(per_point, np.zeros(len(uniq), np.int64), scores, gt_ids, np.where(gt_ids >= 0, 0, -1),
-                     ["object"], min_region_size=100)
+    objects = object_metrics(pred, gt, corr)
     track = tracking_metrics(pred.instance_masks, gt.instance_masks)
-    out = {"AP": ap["ap"], "AP50": ap["ap50"], "AP25": ap["ap25"], "T-mIoU": track["t_miou"],
-           "T-SR": track["t_sr"], "pred": float(len(uniq)), "gt": float(len(np.unique(gt_ids[gt_ids >= 0])))}
+    out = {"AP": objects["ap"], "AP50": objects["ap50"], "AP25": objects["ap25"], "T-mIoU": track["t_miou"],
+           "T-SR": track["t_sr"], "pred": objects["predicted"], "gt": objects["ground_truth"]}
     structure = pred.metadata.get("structure")
     if structure is not None and pred.semantic_masks is not None:
         labelled = corr.point_labels(pred.semantic_masks) >= 0

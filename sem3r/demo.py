@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from sem3r.io import write_json_atomic, write_text_atomic
@@ -93,7 +92,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         ``metrics`` and ``report`` outputs.
     """
     from sem3r.data.synthetic import SynthConfig, generate_scene, save_ground_truth
-    from sem3r.eval import evaluate_scene
+    from sem3r.eval import evaluate_scene, object_metrics
     from sem3r.instances import segment
     from sem3r.reconstruct import reconstruct
     from sem3r.viz import export_scene
@@ -125,7 +124,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
     t = time.perf_counter()
     metrics = evaluate_scene(scene, gt, synth.cloud)
-    metrics.update(class_agnostic_metrics(scene, gt))
+    metrics.update({f"objects/{name}": value for name, value in object_metrics(scene, gt).items()})
     stage("evaluation", t)
 
     t = time.perf_counter()
@@ -140,29 +139,6 @@ def run_demo(config: DemoConfig) -> DemoResult:
     stage("report", time.perf_counter())
     stages.close()
     return DemoResult(out=out, files=files, metrics=metrics, timings=timings, scene=scene)
-
-
-def class_agnostic_metrics(scene: Scene, gt: Scene, voxel_size: float = 0.02) -> dict[str, float]:
-    """Class-agnostic instance AP of ``scene``'s instances against ``gt``'s, on the valid pixels merged
-    into ``voxel_size`` voxels (ground truth per voxel: its pixels' majority), plus instance counts.
-
-    Uses no class labels at all, so it measures the segmentation alone (every object one class;
-    ScanNet protocol of :func:`sem3r.eval.instance_ap`, instances under 100 voxels ignored).
-    """
-    from sem3r.eval import instance_ap
-    from sem3r.reconstruct.correspondence import CorrespondenceConfig, build_correspondence
-
-    corr = build_correspondence(scene, CorrespondenceConfig(voxel_size=voxel_size))
-    pred, truth = corr.point_labels(scene.instance_masks), corr.point_labels(gt.instance_masks)
-    ids, rows = np.unique(pred[pred >= 0], return_inverse=True)
-    per_point = np.full(len(pred), -1, np.int64)
-    per_point[pred >= 0] = rows
-    score_of = dict(zip(scene.instances.ids.tolist(), scene.instances.scores.tolist()))
-    scores = np.array([score_of.get(int(i), 1.0) for i in ids])
-    ap = instance_ap(per_point, np.zeros(len(ids), np.int64), scores, truth, np.where(truth >= 0, 0, -1),
-                     ["object"], min_region_size=100)
-    return {"objects/ap": ap["ap"], "objects/ap50": ap["ap50"], "objects/ap25": ap["ap25"],
-            "objects/predicted": float(len(ids)), "objects/ground_truth": float(len(np.unique(truth[truth >= 0])))}
 
 
 def _instances_method(scene: Scene) -> str:

@@ -11,7 +11,7 @@ module                 metrics
 ``instance_ap``        ScanNet-protocol 3D instance AP, AP50, AP25, head / common / tail
 ``qa``                 MRA (VSI-Bench), exact match, refined exact match
 ``superpoints``        under-segmentation error, boundary recall / precision, instance recovery
-``scene_eval``         everything two Scenes allow, and a markdown table
+``scene_eval``         everything two Scenes allow, a markdown table, class-agnostic object AP
 =====================  ===========================================================================
 """
 
@@ -31,7 +31,7 @@ from sem3r.eval.qa import (
     normalize_answer,
     refined_exact_match,
 )
-from sem3r.eval.scene_eval import evaluate_scene, format_metrics_table
+from sem3r.eval.scene_eval import evaluate_scene, format_metrics_table, object_metrics
 from sem3r.eval.semantic import (
     confusion_matrix,
     metrics_from_confusion,
@@ -58,6 +58,7 @@ __all__ = [
     "mean_relative_accuracy",
     "metrics_from_confusion",
     "normalize_answer",
+    "object_metrics",
     "pointcloud_metrics",
     "pose_auc",
     "refined_exact_match",

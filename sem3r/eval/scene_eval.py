@@ -255,6 +255,40 @@ def evaluate_scene(
     return out
 
 
+def object_metrics(pred: Scene, gt: Scene, corr=None, voxel_size: float = 0.02) -> dict[str, float]:
+    """Class-agnostic instance AP of ``pred``'s instances against ``gt``'s on the views' own pixels.
+
+    The valid pixels are merged into ``voxel_size`` voxels (or ``corr``'s points when given); every
+    voxel takes the majority instance of its pixels in each Scene. Every object is one class, so no
+    class label is needed: it measures the segmentation alone (ScanNet protocol of
+    :func:`~sem3r.eval.instance_ap.instance_ap`, instances under 100 voxels ignored; prediction
+    scores from ``pred``'s instance table).
+
+    Args:
+        pred: the segmented Scene (``instance_masks``), same views as ``gt``.
+        gt: the ground-truth Scene (``instance_masks``).
+        corr: a :class:`~sem3r.reconstruct.correspondence.Correspondence` of ``pred``'s views to reuse.
+        voxel_size: voxel edge (m) when ``corr`` is not given.
+
+    Returns:
+        ``ap``, ``ap50``, ``ap25``, ``predicted`` and ``ground_truth`` (instance counts).
+    """
+    from sem3r.reconstruct.correspondence import CorrespondenceConfig, build_correspondence
+
+    _check_compatible(pred, gt)
+    corr = corr or build_correspondence(pred, CorrespondenceConfig(voxel_size=voxel_size))
+    ids, truth = corr.point_labels(pred.instance_masks), corr.point_labels(gt.instance_masks)
+    uniq, rows = np.unique(ids[ids >= 0], return_inverse=True)
+    per_point = np.full(len(ids), -1, np.int64)
+    per_point[ids >= 0] = rows
+    score_of = dict(zip(pred.instances.ids.tolist(), pred.instances.scores.tolist()))
+    scores = np.array([score_of.get(int(i), 1.0) for i in uniq])
+    ap = instance_ap(per_point, np.zeros(len(uniq), np.int64), scores, truth, np.where(truth >= 0, 0, -1),
+                     ["object"], min_region_size=100)
+    return {"ap": ap["ap"], "ap50": ap["ap50"], "ap25": ap["ap25"], "predicted": float(len(uniq)),
+            "ground_truth": float(len(np.unique(truth[truth >= 0])))}
+
+
 def format_metrics_table(metrics: dict[str, float]) -> str:
     """Render ``{"family/metric": value}`` as a markdown table ``| metric | value |``.
 
