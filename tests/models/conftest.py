@@ -40,3 +40,20 @@ def assert_official_layout():
         assert not (missing or unexpected or wrong), f"missing {missing}\nunexpected {unexpected}\nwrong shapes {wrong}"
 
     return check
+
+
+@pytest.fixture
+def small_track():
+    """Keyword arguments of a small :class:`~sem3r.models.vggt.track_head.TrackHead` for CPU tests."""
+    return dict(
+        dim_in=32,
+        features=16,
+        out_channels=(8, 16, 32, 32),
+        intermediate_layer_idx=(0, 1, 2, 3),
+        corr_levels=3,
+        corr_radius=2,
+        hidden_size=32,
+        depth=2,
+        num_heads=4,
+        num_virtual_tracks=4,
+    )

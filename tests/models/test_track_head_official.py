@@ -11,19 +11,6 @@ from sem3r.models.vggt.dpt_head import interpolate_bilinear
 from sem3r.models.vggt.track_head import TrackHead
 from sem3r.models.vggt.tracker import AttnBlock, CrossAttnBlock, grid_sincos_embedding
 
-SMALL_TRACK = dict(
-    dim_in=32,
-    features=16,
-    out_channels=(8, 16, 32, 32),
-    intermediate_layer_idx=(0, 1, 2, 3),
-    corr_levels=3,
-    corr_radius=2,
-    hidden_size=32,
-    depth=2,
-    num_heads=4,
-    num_virtual_tracks=4,
-)
-
 
 def _tokens(frames=2, ph=2, pw=3, special=5):
     g = torch.Generator().manual_seed(0)
@@ -41,9 +28,9 @@ def _extractor_by_hand(fe, tokens, ph, pw, special=5):
     return interpolate_bilinear(out, (ph * 14 // 2, pw * 14 // 2))
 
 
-def test_track_feature_extractor_has_no_uv_position_embedding_by_default():
+def test_track_feature_extractor_has_no_uv_position_embedding_by_default(small_track):
     torch.manual_seed(0)
-    head = TrackHead(**SMALL_TRACK).eval()
+    head = TrackHead(**small_track).eval()
     assert head.feature_extractor.pos_embed is False
     tokens, images = _tokens(), torch.rand(1, 2, 3, 28, 42)
     with torch.no_grad():
@@ -51,7 +38,7 @@ def test_track_feature_extractor_has_no_uv_position_embedding_by_default():
         by_hand = _extractor_by_hand(head.feature_extractor, tokens, 2, 3).reshape(fmaps.shape)
         torch.testing.assert_close(fmaps, by_hand, rtol=0, atol=0)
         # the option adds the embedding: a different map
-        with_pe = TrackHead(**SMALL_TRACK, pos_embed=True).eval()
+        with_pe = TrackHead(**small_track, pos_embed=True).eval()
         with_pe.load_state_dict(head.state_dict())
         assert (with_pe.feature_extractor(tokens, images, 5) - fmaps).abs().max() > 1e-3
 
@@ -113,6 +100,6 @@ def test_attention_blocks_keep_need_weights_at_its_default(monkeypatch):
     torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_track_head_defaults_match_the_official_head():
-    head = TrackHead(**SMALL_TRACK)
+def test_track_head_defaults_match_the_official_head(small_track):
+    head = TrackHead(**small_track)
     assert head.feature_extractor.pos_embed is False and head.feature_extractor.down_ratio == 2

@@ -19,18 +19,6 @@ from sem3r.models.vggt.tracker import CorrelationPyramid, flow_embedding, grid_s
 
 
 SMALL_DPT = dict(dim_in=32, features=16, out_channels=(8, 16, 32, 32), intermediate_layer_idx=(0, 1, 2, 3))
-SMALL_TRACK = dict(
-    dim_in=32,
-    features=16,
-    out_channels=(8, 16, 32, 32),
-    intermediate_layer_idx=(0, 1, 2, 3),
-    corr_levels=3,
-    corr_radius=2,
-    hidden_size=32,
-    depth=2,
-    num_heads=4,
-    num_virtual_tracks=4,
-)
 
 
 def random_tokens(batch: int, frames: int, height: int, width: int, dim: int = 32, special: int = 5, layers: int = 4):
@@ -183,9 +171,9 @@ def test_flow_and_grid_embeddings_on_hand_values():
     torch.testing.assert_close(grid[0, :, 2, 1], torch.tensor(x_part + y_part))
 
 
-def test_track_head_small_forward_shapes_and_query_frame():
+def test_track_head_small_forward_shapes_and_query_frame(small_track):
     torch.manual_seed(0)
-    head = TrackHead(**SMALL_TRACK).eval()
+    head = TrackHead(**small_track).eval()
     tokens = random_tokens(2, 3, 28, 42)
     query = torch.tensor([[[3.0, 4.0], [20.5, 10.25]], [[0.0, 0.0], [41.0, 27.0]]])
     with torch.no_grad():
@@ -198,9 +186,9 @@ def test_track_head_small_forward_shapes_and_query_frame():
     assert len(head(tokens, torch.rand(2, 3, 3, 28, 42), 5, query)[0]) == head.iters
 
 
-def test_track_head_with_zero_updates_keeps_points_in_place():
+def test_track_head_with_zero_updates_keeps_points_in_place(small_track):
     torch.manual_seed(0)
-    head = TrackHead(**SMALL_TRACK).eval()
+    head = TrackHead(**small_track).eval()
     torch.nn.init.zeros_(head.tracker.updateformer.flow_head.weight)
     torch.nn.init.zeros_(head.tracker.updateformer.flow_head.bias)
     tokens = [t[:, :1].expand(-1, 4, -1, -1) for t in random_tokens(1, 1, 28, 28)]  # identical frames
@@ -212,9 +200,9 @@ def test_track_head_with_zero_updates_keeps_points_in_place():
     torch.testing.assert_close(vis[:, 1:], vis[:, 1:2].expand(1, 3, 2))
 
 
-def test_track_head_gradients_flow():
+def test_track_head_gradients_flow(small_track):
     torch.manual_seed(0)
-    head = TrackHead(**SMALL_TRACK, predict_conf=True)
+    head = TrackHead(**small_track, predict_conf=True)
     tokens = random_tokens(1, 2, 28, 28)
     preds, vis, conf = head(tokens, torch.rand(1, 2, 3, 28, 28), 5, torch.rand(1, 3, 2) * 27, iters=2)
     (preds[-1].square().mean() + vis.mean() + conf.mean()).backward()
@@ -232,9 +220,9 @@ def test_track_head_gradients_flow():
         assert grad is not None and grad.abs().sum() > 0, name
 
 
-def test_track_head_state_dict_round_trip():
+def test_track_head_state_dict_round_trip(small_track):
     torch.manual_seed(0)
-    a, b = TrackHead(**SMALL_TRACK).eval(), TrackHead(**SMALL_TRACK).eval()
+    a, b = TrackHead(**small_track).eval(), TrackHead(**small_track).eval()
     b.load_state_dict(a.state_dict(), strict=True)
     tokens, query = random_tokens(1, 2, 28, 28), torch.rand(1, 2, 2) * 27
     images = torch.rand(1, 2, 3, 28, 28)
