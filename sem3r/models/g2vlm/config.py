@@ -197,6 +197,9 @@ class G2VLMConfig:
         head_patch_size: pixel-shuffle factor of the point heads (official: 14).
         rope2d_frequency: RoPE2D base of the decoders (official: 100).
         camera_head_blocks: residual blocks of the camera head (official: 2).
+        image_width: width of the geometry-branch frames the inference paths prepare (official: 518).
+        vit_image_size: square side of the semantic-branch images before Qwen2-VL's resize (official
+            chat: 768).
 
     Example:
         >>> cfg = G2VLMConfig.small()
@@ -216,6 +219,8 @@ class G2VLMConfig:
     head_patch_size: int = 14
     rope2d_frequency: float = 100.0
     camera_head_blocks: int = 2
+    image_width: int = 518
+    vit_image_size: int = 768
 
     def __post_init__(self) -> None:
         if self.dino_windows not in DINO_WINDOWS:

@@ -216,7 +216,11 @@ class G2VLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, cache: KVCache, start_id: int, max_new_tokens: int) -> list[int]:
-        """Greedy decoding from ``start_id`` until ``<|im_end|>`` (not emitted) or ``max_new_tokens`` steps."""
+        """Greedy decoding from ``start_id`` until ``<|im_end|>`` (not emitted) or ``max_new_tokens`` steps.
+
+        Returns up to ``max_new_tokens`` ids (the official loop with ``max_length=n`` returns ``n - 1``:
+        it counts the start token and drops its last argmax).
+        """
         out, token = [], int(start_id)
         for _ in range(max_new_tokens):
             token = int(self.decode_step(token, cache).argmax())

@@ -264,8 +264,9 @@ class MoTLanguageModel(nn.Module):
         """
         cos, sin = mrope_cos_sin(positions, self.config)
         x = embeds
+        has_past = cache is not None and len(cache.layers) == len(self.model.layers)
         for i, layer in enumerate(self.model.layers):
-            past = cache.layers[i] if cache is not None and cache.layers else None
+            past = cache.layers[i] if has_past else None
             if self.gradient_checkpointing and self.training:
                 x, kv = torch.utils.checkpoint.checkpoint(layer, x, geo, cos, sin, mask, past, use_reentrant=False)
             else:
