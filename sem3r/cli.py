@@ -134,8 +134,8 @@ def reconstruct(
     images: Positional[Path],
     out: Path,
     backend: str = "feedforward",
-    checkpoint: str = "facebook/VGGT-1B",
-    resolution: int = 518,
+    checkpoint: str | None = None,
+    resolution: int | None = None,
     mode: Literal["crop", "pad"] = "crop",
     points_from: Literal["points", "depth"] = "points",
     conf_percentile: float | None = None,
@@ -146,25 +146,30 @@ def reconstruct(
     """Recover cameras, depth and points and write a Scene.
 
     Backends: feedforward (the geometry transformer; any checkpoint with the VGGT-1B layout or one
-    trained by `sem3r train geometry`), rgbd (sensor depth and poses: 7-Scenes, ScanNet, TUM,
+    trained by `sem3r train geometry`), g2vlm (G2VLM's geometry expert; the official
+    InternRobotics/G2VLM-2B-MoT or a folder trained by Sem3R; needs the [vlm] extra; the Scene has
+    the size of the first image), rgbd (sensor depth and poses: 7-Scenes, ScanNet, TUM,
     synthetic), colmap (pycolmap SfM: cameras and sparse points; needs the [sfm] extra), oracle
     (ground truth of a synthetic scene).
 
     Args:
-        images: a folder of images (any sizes for feedforward), a video, or a dataset / Scene folder.
+        images: a folder of images (any sizes for feedforward and g2vlm), a video, or a dataset /
+            Scene folder.
         out: Scene folder to write.
-        backend: feedforward, rgbd, colmap, oracle or a registered plugin.
-        checkpoint: feedforward: local file / folder or hub id.
-        resolution: feedforward: model resolution (multiple of 14).
+        backend: feedforward, g2vlm, rgbd, colmap, oracle or a registered plugin.
+        checkpoint: feedforward / g2vlm: local file / folder or hub id (default: facebook/VGGT-1B,
+            InternRobotics/G2VLM-2B-MoT).
+        resolution: feedforward: model resolution (multiple of 14, default 518); g2vlm: image width
+            (multiple of 14, default: the checkpoint's, 518 for the official model).
         mode: feedforward: crop to the resolution's width, or pad to a square.
         points_from: feedforward: world points from the point head, or from depth and cameras.
         conf_percentile: feedforward: mark the lowest P percent of pixels by confidence invalid.
         layout: input layout, auto-detected by default.
         max_frames: use at most this many frames, spread evenly.
-        device: feedforward: auto, cpu or cuda.
+        device: feedforward / g2vlm: auto, cpu or cuda.
     """
     from sem3r.data.readers import detect_layout, frame_options, read_scene
-    from sem3r.data.readers.common import even_indices, list_images
+    from sem3r.data.readers.common import even_indices, image_size, list_images
     from sem3r.reconstruct import reconstruct as run_backend
     from sem3r.reconstruct.feedforward import FeedforwardConfig, reconstruct_image_files
     from sem3r.reconstruct.preprocess import PreprocessConfig
@@ -172,12 +177,22 @@ def reconstruct(
     options = {}
     if backend == "feedforward":
         options["config"] = FeedforwardConfig(
-            checkpoint=checkpoint,
-            preprocess=PreprocessConfig(mode=mode, target_size=resolution),
+            checkpoint=checkpoint or FeedforwardConfig.checkpoint,
+            preprocess=PreprocessConfig(mode=mode, target_size=resolution or PreprocessConfig.target_size),
             points_from=points_from,
             conf_percentile=conf_percentile,
             device=device,
         )
+    elif backend == "g2vlm":
+        from sem3r.reconstruct.g2vlm import G2VLMReconstructConfig
+
+        options["config"] = G2VLMReconstructConfig(checkpoint=checkpoint or G2VLMReconstructConfig.checkpoint,
+                                                   width=resolution, device=device)
+        options["config"].validate()  # bad options and checkpoint folders fail before the images are read
+        from sem3r.models.g2vlm.config import G2VLMConfig
+        from sem3r.reconstruct.g2vlm import resolve_g2vlm_folder
+
+        G2VLMConfig.from_folder(resolve_g2vlm_folder(options["config"].checkpoint))
     kind = layout if layout != "auto" else detect_layout(images)[0]
     if backend == "feedforward" and kind == "image_folder":
         files = list_images(images)
@@ -185,7 +200,11 @@ def reconstruct(
             raise Sem3RError(f"no images in '{images}'")
         scene = reconstruct_image_files([files[i] for i in even_indices(len(files), max_frames)], options["config"])
     else:
-        scene = run_backend(read_scene(images, layout=kind, **frame_options(kind, max_frames=max_frames)), backend, **options)
+        reader_options = frame_options(kind, max_frames=max_frames)
+        if backend == "g2vlm" and kind == "image_folder" and list_images(images):
+            # G2VLM resizes every view to the size computed from the first, so photos may differ in size
+            reader_options["resize"] = image_size(list_images(images)[0])
+        scene = run_backend(read_scene(images, layout=kind, **reader_options), backend, **options)
     scene.save(out)
     print(f"{backend}: {scene.num_views} views at {scene.height}x{scene.width} -> {out}")
 

@@ -11,3 +11,43 @@ def _single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_tiny_g2vlm(folder, seed: int = 0):
+    """Save a tiny G2VLM checkpoint folder (configs, ``model.safetensors``, character tokenizer).
+
+    The text config's special ids come from the tokenizer; geometry width 42 and ViT size 56 keep
+    every test pass small. Returns the model (eval mode) that was saved.
+    """
+    from safetensors.torch import save_file
+
+    from sem3r.models.g2vlm import G2VLM, G2VLMConfig
+    from sem3r.reasoning.g2vlm_chat import (
+        IM_END,
+        IM_START,
+        VISION_END,
+        VISION_START,
+        load_tokenizer,
+        special_id,
+        write_char_tokenizer,
+    )
+
+    vocab = write_char_tokenizer(folder)
+    tok = load_tokenizer(folder)
+    cfg = G2VLMConfig.small(vocab_size=vocab, image_width=42, vit_image_size=56)
+    t = cfg.text
+    t.bos_token_id, t.eos_token_id = special_id(tok, IM_START), special_id(tok, IM_END)
+    t.vision_start_token_id, t.vision_end_token_id = special_id(tok, VISION_START), special_id(tok, VISION_END)
+    torch.manual_seed(seed)
+    model = G2VLM(cfg).eval()
+    cfg.save_folder(folder)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_g2vlm(tmp_path_factory):
+    """``(folder, model)``: a tiny G2VLM checkpoint folder and the model saved in it (do not modify either)."""
+    pytest.importorskip("transformers")
+    folder = tmp_path_factory.mktemp("tiny_g2vlm")
+    return folder, write_tiny_g2vlm(folder)

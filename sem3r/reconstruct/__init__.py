@@ -7,6 +7,7 @@ name                      what it does
 ``rgbd``                  sensor depth and known poses, validated, with confidences
 ``oracle``                the ground truth of a synthetic scene
 ``colmap``                SIFT + matching + incremental structure from motion (pycolmap, CPU)
+``g2vlm``                 G2VLM's geometry expert: cameras, depth and points from images
 ========================  ====================================================================
 
 Names are imported lazily from their submodules, so ``import sem3r.reconstruct`` stays cheap and a
@@ -15,7 +16,7 @@ backend's dependencies (torch models, pycolmap) load only when it is used.
 Example:
     >>> from sem3r.reconstruct import BACKENDS, reconstruct
     >>> sorted(BACKENDS)
-    ['colmap', 'feedforward', 'oracle', 'rgbd']
+    ['colmap', 'feedforward', 'g2vlm', 'oracle', 'rgbd']
 """
 
 from sem3r._lazy import lazy_exports
@@ -49,6 +50,11 @@ _SUBMODULE = {
     "FeedforwardConfig": "feedforward",
     "Sem3RGeometry": "feedforward",
     "reconstruct_feedforward": "feedforward",
+    "G2VLMGeometry": "g2vlm",
+    "G2VLMReconstructConfig": "g2vlm",
+    "estimate_intrinsics": "g2vlm",
+    "load_g2vlm": "g2vlm",
+    "reconstruct_g2vlm": "g2vlm",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports("sem3r.reconstruct", _SUBMODULE)

@@ -89,8 +89,11 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     return state
 
 
-def load_state_dict_strict(model, state: dict, source: str = "checkpoint") -> None:
+def load_state_dict_strict(model, state: dict, source: str = "checkpoint", assign: bool = False) -> None:
     """``model.load_state_dict(state, strict=True)`` with a one-line report of every mismatch.
+
+    ``assign=True`` makes the model's parameters the tensors of ``state`` (no copy), as needed for a
+    model built on the ``meta`` device.
 
     Raises:
         Sem3RError: missing keys, unexpected keys or shape mismatches (counts and the first few names).
@@ -110,4 +113,4 @@ def load_state_dict_strict(model, state: dict, source: str = "checkpoint") -> No
             if items
         ]
         raise Sem3RError(f"{source} does not match the model configuration: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)

@@ -14,7 +14,8 @@ dependencies) is imported only when the backend is requested:
 * ``rgbd``: sensor depth and known poses (:mod:`sem3r.reconstruct.rgbd`);
 * ``oracle``: the generator's ground truth of a synthetic scene (:mod:`sem3r.reconstruct.oracle`);
 * ``colmap``: structure from motion with pycolmap, ``pip install 'sem3r[sfm]'``
-  (:mod:`sem3r.reconstruct.colmap`).
+  (:mod:`sem3r.reconstruct.colmap`);
+* ``g2vlm``: G2VLM's geometry expert on the images (:mod:`sem3r.reconstruct.g2vlm`, the ``[vlm]`` extra).
 
 A user plugs in another backend with :func:`register_backend`.
 """
@@ -150,3 +151,4 @@ register_backend("feedforward", "sem3r.reconstruct.feedforward:reconstruct_feedf
 register_backend("rgbd", "sem3r.reconstruct.rgbd:reconstruct_rgbd", "sem3r.reconstruct.rgbd:RGBDConfig")
 register_backend("oracle", "sem3r.reconstruct.oracle:reconstruct_oracle", "sem3r.reconstruct.oracle:OracleConfig")
 register_backend("colmap", "sem3r.reconstruct.colmap:reconstruct_colmap", "sem3r.reconstruct.colmap:ColmapConfig")
+register_backend("g2vlm", "sem3r.reconstruct.g2vlm:reconstruct_g2vlm", "sem3r.reconstruct.g2vlm:G2VLMReconstructConfig")
