@@ -504,6 +504,9 @@ def ask(
     lmm: str | None = None,
     lmm_model: str = "default",
     up: str = "auto",
+    max_views: int | None = None,
+    max_new_tokens: int | None = None,
+    device: str = "auto",
 ) -> None:
     """Answer a spatial question about a segmented Scene, with a number and a short explanation.
 
@@ -511,17 +514,29 @@ def ask(
     relative distance, relative direction, object depth and distance from a camera, camera motion
     between views, appearance order. Other questions go to --lmm when given, else the answer says
     it cannot answer. Objects are named by label ("chair") or label#id ("chair#3").
+    With --lmm g2vlm:PATH (a G2VLM checkpoint folder or hub id) G2VLM answers every question itself
+    from the Scene's views through its chat path (geometry and semantic branches); the Scene then
+    needs only images.
 
     Args:
         scene_dir: a Scene folder with geometry and instances (sem3r segment / segment3d / synth).
         question: e.g. "how far is the sofa from the door?".
-        lmm: an OpenAI-compatible endpoint (http://host:port/v1) or a local vision-language model.
+        lmm: an OpenAI-compatible endpoint (http://host:port/v1), g2vlm:PATH, or a local
+            vision-language model.
         lmm_model: model name sent to the endpoint.
         up: world up: auto (the Scene's recorded up, else the floor plane's normal), x,y,z, or +z, -y, ...
+        max_views: g2vlm: show the model at most this many views, spread evenly (default: all).
+        max_new_tokens: g2vlm: longest reply in tokens (default 64).
+        device: g2vlm: auto, cpu or cuda.
     """
     from sem3r.reasoning.qa import ask as run_ask
     from sem3r.scene import Scene
 
+    if lmm is not None and lmm.startswith("g2vlm:"):
+        _ask_g2vlm(scene_dir, question, lmm, max_views, max_new_tokens, device)
+        return
+    if max_views is not None or max_new_tokens is not None or device != "auto":
+        raise Sem3RError("--max-views, --max-new-tokens and --device apply to --lmm g2vlm:PATH only")
     backend = None
     if lmm is not None:
         from sem3r.reasoning.lmm import make_lmm
@@ -539,6 +554,24 @@ def ask(
     print(f"{value} {answer.unit}".strip() if answer.kind in ("number", "choice") else "cannot answer")
     if answer.explanation:
         print(answer.explanation)
+
+
+def _ask_g2vlm(scene_dir: Path, question: str, spec: str, max_views: int | None, max_new_tokens: int | None,
+               device: str) -> None:
+    """``ask --lmm g2vlm:PATH``: cheap checks first (question, Scene, view count), then the model, then one chat."""
+    from sem3r.data.readers.common import even_indices
+    from sem3r.reasoning.lmm import make_lmm
+    from sem3r.scene import Scene
+
+    if not question.strip():
+        raise Sem3RError("the question is empty")
+    scene = Scene.load(scene_dir)
+    views = even_indices(scene.num_views, max_views)
+    options = {"device": device} | ({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens})
+    model = make_lmm(spec, **options)
+    reply = model.chat(question, list(scene.images[views]))
+    print(reply if reply else "(empty reply)")
+    print(f"answered by G2VLM ({spec[len('g2vlm:'):]}) from {len(views)} of {scene.num_views} views")
 
 
 COMMANDS = {

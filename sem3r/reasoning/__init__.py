@@ -8,7 +8,9 @@ module                    what it does
 ``qa``                    spatial QA engine (VSI-Bench / SPAR-Bench families) over the scene graph
 ``qa_parser``             plain-English question templates -> structured queries
 ``questions``             question generator with ground-truth answers from synthetic scenes
-``lmm``                   LMM backends: OpenAI-compatible endpoint, transformers VLM
+``lmm``                   LMM backends: OpenAI-compatible endpoint, transformers VLM, G2VLM
+``g2vlm_chat``            G2VLM's prompt templates and token ids, a character tokenizer
+``g2vlm_lmm``             G2VLM's chat path (geometry + semantic branches) as an LMM backend
 ``grounding``             QA scene grounding: highlight an instance, ask yes/no, keep the yes
 ========================  ====================================================================
 
@@ -49,6 +51,8 @@ _SUBMODULE = {
     "TransformersLMMConfig": "lmm",
     "make_lmm": "lmm",
     "parse_yes_no": "lmm",
+    "G2VLMLMM": "g2vlm_lmm",
+    "G2VLMLMMConfig": "g2vlm_lmm",
     "GroundingConfig": "grounding",
     "GroundingResult": "grounding",
     "ground_instances": "grounding",

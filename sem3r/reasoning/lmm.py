@@ -1,14 +1,16 @@
-"""Large multimodal model (LMM) backends: one ``chat(prompt, images) -> str`` behind two transports.
+"""Large multimodal model (LMM) backends: one ``chat(prompt, images) -> str`` behind several transports.
 
 IGGT (section 3.3, QA scene grounding) asks an off-the-shelf LMM (GPT-4o, Qwen2.5-VL) yes/no
 questions about highlighted instances. Any model that answers a text prompt about a few RGB images
-fits the :class:`LMM` protocol; two backends ship here:
+fits the :class:`LMM` protocol; three backends ship here:
 
 * :class:`OpenAIEndpointLMM`: any server speaking the OpenAI chat-completions protocol (OpenAI,
   vLLM, llama.cpp, Ollama, LM Studio, ...). Standard library only: ``urllib`` for HTTP, images sent
   inline as PNG ``data:`` URLs. Every transport failure becomes a one-line :class:`Sem3RError`.
 * :class:`TransformersLMM`: a Hugging Face vision-language model (e.g. the Qwen2-VL family) loaded
   from a local path or a hub id with ``AutoProcessor`` + ``AutoModelForImageTextToText``.
+* :class:`~sem3r.reasoning.g2vlm_lmm.G2VLMLMM` (spec ``g2vlm:PATH``): G2VLM's own chat path, with its
+  geometry and semantic branches on the scene's views.
 
 Choices made here: greedy decoding (temperature 0) so that answers are repeatable; images come
 after the text in an OpenAI message (the order the protocol's examples use) and before it in a
@@ -426,9 +428,11 @@ def make_lmm(spec: str, **options: Any) -> LMM:
 
     Args:
         spec: ``"http://..."`` or ``"https://..."`` for an OpenAI-compatible endpoint (its API root);
-            anything else is a local model directory or a hub id for :class:`TransformersLMM`.
-        **options: fields of :class:`OpenAIEndpointConfig` (``model`` defaults to ``"default"``) or of
-            :class:`TransformersLMMConfig`.
+            ``"g2vlm:PATH"`` for G2VLM's own chat path (:class:`~sem3r.reasoning.g2vlm_lmm.G2VLMLMM`,
+            PATH a checkpoint folder or hub id); anything else is a local model directory or a hub id
+            for :class:`TransformersLMM`.
+        **options: fields of :class:`OpenAIEndpointConfig` (``model`` defaults to ``"default"``), of
+            :class:`~sem3r.reasoning.g2vlm_lmm.G2VLMLMMConfig` or of :class:`TransformersLMMConfig`.
 
     Returns:
         The backend.
@@ -440,6 +444,10 @@ def make_lmm(spec: str, **options: Any) -> LMM:
         >>> make_lmm("https://api.example.com/v1", model="gpt-4o", timeout=10.0).config.timeout
         10.0
     """
+    if spec.startswith("g2vlm:"):
+        from sem3r.reasoning.g2vlm_lmm import make_g2vlm_lmm
+
+        return make_g2vlm_lmm(spec, **options)
     if re.match(r"^https?://", spec):
         config_cls, key = OpenAIEndpointConfig, "base_url"
     else:
