@@ -21,26 +21,12 @@ def write_tiny_g2vlm(folder, seed: int = 0):
     """
     from safetensors.torch import save_file
 
-    from sem3r.models.g2vlm import G2VLM, G2VLMConfig
-    from sem3r.reasoning.g2vlm_chat import (
-        IM_END,
-        IM_START,
-        VISION_END,
-        VISION_START,
-        load_tokenizer,
-        special_id,
-        write_char_tokenizer,
-    )
+    from sem3r.training.g2vlm import new_small_model
 
-    vocab = write_char_tokenizer(folder)
-    tok = load_tokenizer(folder)
-    cfg = G2VLMConfig.small(vocab_size=vocab, image_width=42, vit_image_size=56)
-    t = cfg.text
-    t.bos_token_id, t.eos_token_id = special_id(tok, IM_START), special_id(tok, IM_END)
-    t.vision_start_token_id, t.vision_end_token_id = special_id(tok, VISION_START), special_id(tok, VISION_END)
     torch.manual_seed(seed)
-    model = G2VLM(cfg).eval()
-    cfg.save_folder(folder)
+    model, _ = new_small_model(folder, image_width=42, vit_image_size=56)
+    model.eval()
+    model.config.save_folder(folder)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     return model
 

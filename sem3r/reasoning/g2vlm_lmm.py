@@ -78,15 +78,6 @@ class G2VLMLMMConfig:
             raise Sem3RError(f"max_context must be at least 1, got {self.max_context}")
 
 
-def max_positions(folder: str | os.PathLike) -> int:
-    """``max_position_embeddings`` of a checkpoint folder's ``text_config.json`` (:data:`DEFAULT_MAX_CONTEXT` if absent)."""
-    try:
-        doc = json.loads((Path(folder) / "text_config.json").read_text(encoding="utf-8"))
-        return int(doc.get("max_position_embeddings", DEFAULT_MAX_CONTEXT))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return DEFAULT_MAX_CONTEXT
-
-
 class G2VLMLMM:
     """G2VLM answering a question about a few views (see the module docstring).
 
@@ -104,7 +95,7 @@ class G2VLMLMM:
         config.validate()
         folder = resolve_g2vlm_folder(config.model)
         model, tokenizer = load_g2vlm(folder, config.device, config.dtype, config.dino_windows)
-        self._setup(config, model, tokenizer, max_positions(folder))
+        self._setup(config, model, tokenizer, model.config.text.max_position_embeddings)
 
     @classmethod
     def from_components(cls, config: G2VLMLMMConfig, model, tokenizer, max_context: int = DEFAULT_MAX_CONTEXT) -> G2VLMLMM:
@@ -254,4 +245,4 @@ def make_g2vlm_lmm(spec: str, **options: Any) -> G2VLMLMM:
     return G2VLMLMM(G2VLMLMMConfig(model=path, **options))
 
 
-__all__ = ["G2VLMLMM", "G2VLMLMMConfig", "make_g2vlm_lmm", "max_positions"]
+__all__ = ["G2VLMLMM", "G2VLMLMMConfig", "make_g2vlm_lmm"]

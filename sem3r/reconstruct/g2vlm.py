@@ -24,8 +24,9 @@ the reconstruction prompt ``<|im_start|>Reconstruct the 3D scene.`` and one join
 The model's outputs become Scene fields at the **Scene's own image size**:
 
 * ``cam_from_world (N, 3, 4)``: the inverse of the predicted camera-to-world poses (OpenCV axes, as the
-  local point maps are: x right, y down, z forward); the world frame is the model's own frame
-  (``world_frame="model"``) or the first camera's (``"first_camera"``);
+  local point maps are: x right, y down, z forward); the world frame is the first camera's
+  (``world_frame="first_camera"``, Sem3R's convention for feed-forward models) or the model's own
+  (``"model"``);
 * ``intrinsics (N, 3, 3)``: fitted to the local point maps, per view, by least squares on
   ``u = fx x/z + cx``, ``v = fy y/z + cy`` (:func:`estimate_intrinsics`); by default the principal
   point is fixed at the image centre ``((W-1)/2, (H-1)/2)`` and only the focal lengths are fitted
@@ -447,7 +448,7 @@ class G2VLMReconstructConfig:
         max_frames: most views reconstructed in one joint pass (memory grows with the square of the
             token count); a Scene with more views is an error naming the count.
         principal_point: ``"center"`` or ``"fit"`` (see :func:`estimate_intrinsics`).
-        world_frame: ``"model"`` (the model's own frame) or ``"first_camera"``.
+        world_frame: ``"first_camera"`` (Sem3R's convention) or ``"model"`` (the model's own frame).
         resample: resizing of the point maps to the Scene's size, ``"bilinear"`` or ``"nearest"``.
     """
 
@@ -458,7 +459,7 @@ class G2VLMReconstructConfig:
     dino_windows: str | None = None
     max_frames: int = 64
     principal_point: Literal["center", "fit"] = "center"
-    world_frame: Literal["model", "first_camera"] = "model"
+    world_frame: Literal["model", "first_camera"] = "first_camera"
     resample: Literal["bilinear", "nearest"] = "bilinear"
 
     def validate(self) -> None:

@@ -286,11 +286,16 @@ def _loss_fn(stage: str, config: G2VLMLossConfig):
     return reply_loss
 
 
-def new_small_model(tokenizer_dir: Path, geometry_expert: bool = True) -> tuple[G2VLM, Any]:
-    """A small G2VLM with a character tokenizer written to ``tokenizer_dir`` (ids set from it)."""
+def new_small_model(tokenizer_dir: Path, geometry_expert: bool = True, image_width: int = 112,
+                    vit_image_size: int = 112) -> tuple[G2VLM, Any]:
+    """A small G2VLM with a character tokenizer written to ``tokenizer_dir`` (special ids set from it).
+
+    ``image_width`` / ``vit_image_size`` are the view sizes its inference paths will prepare.
+    """
     vocab = write_char_tokenizer(tokenizer_dir)
     tok = load_tokenizer(tokenizer_dir)
-    cfg = G2VLMConfig.small(vocab_size=vocab, geometry_expert=geometry_expert, image_width=112, vit_image_size=112)
+    cfg = G2VLMConfig.small(vocab_size=vocab, geometry_expert=geometry_expert, image_width=image_width,
+                            vit_image_size=vit_image_size)
     t = cfg.text
     t.bos_token_id, t.eos_token_id = special_id(tok, IM_START), special_id(tok, IM_END)
     t.vision_start_token_id, t.vision_end_token_id = special_id(tok, VISION_START), special_id(tok, VISION_END)
@@ -324,7 +329,7 @@ def train_g2vlm(config: str | Path | G2VLMTrainingConfig) -> Path:
     torch.manual_seed(cfg.train.seed)
     if cfg.model == "small":
         tokenizer_dir = out / "tokenizer"
-        model, tok = new_small_model(tokenizer_dir, cfg.geometry_expert)
+        model, tok = new_small_model(tokenizer_dir, cfg.geometry_expert, cfg.image_size[1], cfg.vit_size)
     else:
         from sem3r.reconstruct.g2vlm import load_g2vlm
 

@@ -170,7 +170,7 @@ def test_paths_and_hub_ids_fail_fast_in_one_line(tmp_path, monkeypatch):
 def test_backend_gives_a_consistent_scene(tiny_g2vlm, scene):
     folder, model = tiny_g2vlm
     before = scene.images.copy()
-    out = reconstruct(scene, "g2vlm", checkpoint=str(folder), device="cpu")
+    out = reconstruct(scene, "g2vlm", checkpoint=str(folder), device="cpu", world_frame="model")
     n, h, w = scene.images.shape[:3]
     assert out.intrinsics.shape == (n, 3, 3) and out.cam_from_world.shape == (n, 3, 4)
     assert out.depth.shape == (n, h, w) and out.world_points.shape == (n, h, w, 3)
@@ -190,7 +190,7 @@ def test_backend_gives_a_consistent_scene(tiny_g2vlm, scene):
     assert np.allclose(out.depth, pred["local_points"][..., 2], rtol=1e-6)
     assert np.allclose(out.world_points, pred["points"], atol=1e-5)
 
-    first = reconstruct(scene, "g2vlm", checkpoint=str(folder), device="cpu", world_frame="first_camera")
+    first = reconstruct(scene, "g2vlm", checkpoint=str(folder), device="cpu")  # default: first camera's frame
     assert np.allclose(first.cam_from_world[0], np.eye(3, 4), atol=1e-6)
     assert np.allclose(first.depth, out.depth)
 

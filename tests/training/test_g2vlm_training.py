@@ -81,8 +81,8 @@ def test_each_stage_trains_its_expert_only(dataset, tmp_path, stage, monkeypatch
     made = {}
     real_new = mod.new_small_model
 
-    def new(tokenizer_dir, geometry_expert=True):
-        model, tok = real_new(tokenizer_dir, geometry_expert)
+    def new(*args, **kwargs):
+        model, tok = real_new(*args, **kwargs)
         made["before"] = _params(model)
         return model, tok
 

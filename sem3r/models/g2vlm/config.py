@@ -59,6 +59,7 @@ class TextConfig:
         bos_token_id: G2VLM's bos, ``<|im_start|>``.
         eos_token_id: ``<|im_end|>``; generation stops when it is predicted.
         vision_start_token_id, vision_end_token_id: brackets of every image block.
+        max_position_embeddings: the context length the model was trained for (a prompt limit).
     """
 
     vocab_size: int = 151936
@@ -77,6 +78,7 @@ class TextConfig:
     eos_token_id: int = 151645
     vision_start_token_id: int = 151652
     vision_end_token_id: int = 151653
+    max_position_embeddings: int = 32768
 
     def __post_init__(self) -> None:
         self.mrope_section = tuple(int(v) for v in self.mrope_section)
