@@ -288,25 +288,30 @@ def info(scene_dir: Positional[Path]) -> None:
     print(Scene.load(scene_dir).describe())
 
 
-def train(what: Positional[Literal["geometry", "iggt", "segmenter3d"]], config: Path) -> None:
+def train(what: Positional[Literal["geometry", "iggt", "segmenter3d", "g2vlm"]], config: Path) -> None:
     """Train a model from a JSON config (resumable: set train.resume to continue a run).
 
     geometry: the VGGT-style geometry transformer on a `sem3r synth` dataset, with the VGGT or
     G2VLM losses. iggt: the same transformer with IGGT's instance head, trained with the geometry
     losses plus the 3D-consistent contrastive loss on the instance features. segmenter3d: the
     OVSeg3R 3D instance segmenter, trained from per-view 2D masks only (VIP, IBSp superpoints).
-    The trained weights land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct --checkpoint`,
-    `sem3r segment --checkpoint` and `sem3r segment3d --checkpoint`.
+    g2vlm: a small G2VLM in two stages (stage "geometry": the geometry expert with the
+    visual-geometry loss; stage "joint": spatial QA of the synthetic rooms as chat; needs the [vlm]
+    extra). The trained weights land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct
+    --checkpoint` (--backend g2vlm for G2VLM), `sem3r segment --checkpoint`, `sem3r segment3d
+    --checkpoint` and `sem3r ask --lmm g2vlm:FOLDER`.
 
     Args:
         what: which model to train.
-        config: JSON file; see sem3r.training.geometry, sem3r.training.iggt and
-            sem3r.training.segmenter3d for the fields.
+        config: JSON file; see sem3r.training.geometry, sem3r.training.iggt,
+            sem3r.training.segmenter3d and sem3r.training.g2vlm for the fields.
     """
-    if what == "segmenter3d":
-        from sem3r.training.segmenter3d import train_segmenter3d
-
-        print(f"model: {train_segmenter3d(config)}")
+    if what in ("segmenter3d", "g2vlm"):
+        if what == "g2vlm":
+            from sem3r.training.g2vlm import train_g2vlm as fn
+        else:
+            from sem3r.training.segmenter3d import train_segmenter3d as fn
+        print(f"model: {fn(config)}")
         return
     from sem3r.training import train_geometry, train_iggt
 

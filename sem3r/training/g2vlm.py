@@ -324,7 +324,10 @@ def train_g2vlm(config: str | Path | G2VLMTrainingConfig) -> Path:
     from sem3r.training.dataset import GeometryBatchSampler, SyntheticGeometryDataset, collate_geometry
     from sem3r.training.g2vlm_data import SpatialQADataset, shuffled_loader
 
+    from sem3r.training.dataset import scene_folders
+
     cfg = config if isinstance(config, G2VLMTrainingConfig) else G2VLMTrainingConfig.from_file(config)
+    scene_folders(cfg.dataset_root, 1)  # a missing or empty dataset fails before anything is written
     out = Path(cfg.train.out_dir)
     torch.manual_seed(cfg.train.seed)
     if cfg.model == "small":

@@ -113,3 +113,15 @@ def test_config_errors(dataset):
     with pytest.raises(Sem3RError, match="per_famly"):
         G2VLMTrainingConfig.from_dict({"dataset_root": str(dataset), "questions": {"per_famly": 2}})
     assert np.isfinite(G2VLMLossConfig().trans_weight)
+
+
+def test_cli_train_g2vlm_bad_input(tmp_path, capsys):
+    from sem3r.cli import main
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"dataset_root": "%s", "stage": "joint", "train": {"out_dir": "%s"}}'
+                   % (tmp_path / "missing", tmp_path / "run"))
+    assert main(["train", "g2vlm", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing written before the dataset was checked
