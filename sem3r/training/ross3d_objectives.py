@@ -13,7 +13,8 @@ small denoiser from the LMM's hidden states of the visual tokens:
   colour (:func:`bev_valid_mask`, :func:`bev_loss`).
 
 Targets are latents folded 2x2 into channels (:func:`fold_2x2`: the official FLUX VAE latent of 16 x 2k x 2k
-becomes 64 x k x k). The diffusion process is the improved-DDPM cosine schedule with 1000 steps
+becomes 64 x k x k); without a VAE, :func:`pixel_targets` folds the pixels themselves (``3 p^2`` channels
+on the same k x k grid), the small-scale option. The diffusion process is the improved-DDPM cosine schedule with 1000 steps
 (:func:`cosine_alphas_cumprod`), ``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps`` (:func:`q_sample`) and
 epsilon prediction.
 """
@@ -106,6 +107,25 @@ def images_to_unit_range(images01: torch.Tensor, size: int) -> torch.Tensor:
     """``(N, 3, H, W)`` in [0, 1] -> ``(N, 3, size, size)`` in [-1, 1] (bilinear), the VAE's input range."""
     x = F.interpolate(images01.float(), size=(size, size), mode="bilinear", align_corners=False)
     return (x * 2 - 1).clamp(-1, 1)
+
+
+def pixel_targets(images01: torch.Tensor, grid: int, patch: int) -> torch.Tensor:
+    """Pixel-space targets on a ``grid x grid`` latent grid (no VAE).
+
+    Args:
+        images01: ``(N, 3, H, W)`` in [0, 1].
+        grid: latent side k.
+        patch: pixels per latent cell side p.
+
+    Returns:
+        ``(N, 3 p^2, k, k)``: the images resized to ``k p`` (bilinear), mapped to [-1, 1], every ``p x p``
+        cell folded into channels (channel major, then the offsets row-major, as :func:`fold_2x2`).
+
+    Example:
+        >>> pixel_targets(torch.ones(1, 3, 10, 10), 2, 2).shape
+        torch.Size([1, 12, 2, 2])
+    """
+    return F.pixel_unshuffle(images_to_unit_range(images01, grid * patch), patch)
 
 
 def bev_valid_mask(bev01: torch.Tensor, grid: int) -> torch.Tensor:

@@ -60,3 +60,13 @@ def test_bev_mask_and_loss_by_hand():
     assert float(bev_loss(pred, noise, valid)) == 1.0
     assert float(cross_view_loss(pred, noise)) == (4 * 1 + 4 * 25) / 16
     assert float(cross_view_loss(torch.zeros(0, 4, 2, 2), torch.zeros(0, 4, 2, 2))) == 0.0
+
+
+def test_pixel_targets_by_hand():
+    from sem3r.training.ross3d_objectives import pixel_targets
+
+    img = torch.rand(1, 3, 8, 8)
+    t = pixel_targets(img, 4, 2)  # no resize: 4 cells of 2 px
+    assert t.shape == (1, 12, 4, 4)
+    assert torch.allclose(t[0, 4 * 1 + 2 * 1 + 0, 2, 3], img[0, 1, 5, 6] * 2 - 1)
+    assert torch.allclose(fold_2x2(img * 2 - 1), t)
