@@ -4,6 +4,7 @@ KV-cache decoding."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -187,6 +188,18 @@ def test_token_coordinates_official_windows():
     tok = token_coordinates(pts / 100, patch_grid=27, patch_size=14, pooled_grid=14)
     expect = sine_3d_embedding(discretize(tok, 0.1, (-15, -15, -5), (15, 15, 5)), 12).flatten(1, 2)
     assert pe.shape == (1, 196, 12) and torch.allclose(pe, expect)
+
+
+def test_frame_pixel_values():
+    from sem3r.models.ross3d.preprocess import frame_pixel_values
+
+    frames = np.full((2, 48, 60, 3), 255, np.uint8)
+    frames[1] = 0
+    x = frame_pixel_values(frames, 24, reference_hw=(48, 64))  # width from the depth map's aspect: 32 -> crop 24
+    assert x.shape == (2, 3, 24, 24) and x.dtype == torch.float32
+    assert (x[0] == 1).all() and (x[1] == -1).all()
+    with pytest.raises(Sem3RError, match="uint8"):
+        frame_pixel_values(frames.astype(np.float32))
 
 
 def test_resize_crop_points_nearest():

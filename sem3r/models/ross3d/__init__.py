@@ -27,6 +27,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "token_coordinates": "position_encoding",
         "discretize": "position_encoding",
         "sine_3d_embedding": "position_encoding",
+        "frame_pixel_values": "preprocess",
         "chat_ids": "prompt",
         "IMAGE_TOKEN_INDEX": "prompt",
         "infonce_loss": "grounding",
