@@ -66,7 +66,8 @@ def chat_case(model: G2VLM, ref: dict, meta: dict) -> tuple[list, list[int], lis
     ours_rows, ours_grid = vit_pixel_values(image[None], 768, model.config.vit)
     rows = [("dino image (preprocessing)", diff(ours_dino, ref["dino_image_01"]), 1.0),
             ("vit pixel_values (preprocessing)", diff(ours_rows, ref["vit_pixel_values"]),
-             float(ref["vit_pixel_values"].abs().max()))]
+             float(ref["vit_pixel_values"].abs().max())),
+            ("vit grid_thw (preprocessing)", diff(ours_grid, ref["vit_grid_thw"]), 54.0)]
     with torch.no_grad():
         logits, cache = model.prefill(ref["system_ids"], ref["user_ids"], ref["dino_image_01"],
                                       ref["vit_pixel_values"], ref["vit_grid_thw"])

@@ -37,8 +37,7 @@ import torch
 from sem3r.data.synthetic import SynthConfig, write_dataset
 from sem3r.eval import camera_metrics, depth_metrics
 from sem3r.geometry.pose_encoding import pose_encoding_to_extri_intri
-from sem3r.models.g2vlm.preprocess import vit_pixel_values
-from sem3r.reasoning.g2vlm_chat import chat_ids, load_tokenizer, parse_number, recon_ids
+from sem3r.reasoning.g2vlm_chat import chat_ids, parse_number, recon_ids
 from sem3r.reasoning.qa import FAMILIES, Answer, QAEngine
 from sem3r.reasoning.questions import NUMERIC_FAMILIES, QuestionConfig, score_by_family
 from sem3r.reasoning.scene_graph import build_scene_graph
@@ -122,7 +121,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    synth = dict(num_views=4, height=args.size, width=args.size, camera_path="walk", num_points=20_000)
+    synth = {"num_views": 4, "height": args.size, "width": args.size, "camera_path": "walk", "num_points": 20_000}
     train_root, test_root = args.out / "train_data", args.out / "test_data"
     write_dataset(train_root, args.train_scenes, SynthConfig(seed=0, **synth))
     write_dataset(test_root, args.test_scenes, SynthConfig(seed=1000, **synth))

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +58,11 @@ from sem3r.reasoning.g2vlm_chat import (
     write_char_tokenizer,
 )
 from sem3r.reasoning.questions import QuestionConfig
-from sem3r.training.g2vlm_losses import normal_loss, relative_camera_loss, scaled_point_loss
+from sem3r.training.g2vlm_losses import (
+    normal_loss,
+    relative_camera_loss,
+    scaled_point_loss,
+)
 from sem3r.training.trainer import TrainConfig, Trainer
 
 STAGES = ("geometry", "joint")
@@ -324,10 +329,13 @@ def export_model(model: G2VLM, tokenizer_dir: Path, folder: Path) -> Path:
 
 def train_g2vlm(config: str | Path | G2VLMTrainingConfig) -> Path:
     """Run one stage (see the module docstring); returns the exported model folder."""
-    from sem3r.training.dataset import GeometryBatchSampler, SyntheticGeometryDataset, collate_geometry
+    from sem3r.training.dataset import (
+        GeometryBatchSampler,
+        SyntheticGeometryDataset,
+        collate_geometry,
+        scene_folders,
+    )
     from sem3r.training.g2vlm_data import SpatialQADataset, shuffled_loader
-
-    from sem3r.training.dataset import scene_folders
 
     cfg = config if isinstance(config, G2VLMTrainingConfig) else G2VLMTrainingConfig.from_file(config)
     scene_folders(cfg.dataset_root, 1)  # a missing or empty dataset fails before anything is written

@@ -27,8 +27,18 @@ from sem3r.data.synthetic.generator import SyntheticScene
 from sem3r.errors import Sem3RError
 from sem3r.models.g2vlm.config import VisionConfig
 from sem3r.models.g2vlm.preprocess import vit_pixel_values
-from sem3r.reasoning.g2vlm_chat import IM_END, chat_ids, encode, format_answer, special_id
-from sem3r.reasoning.questions import GeneratedQuestion, QuestionConfig, generate_questions
+from sem3r.reasoning.g2vlm_chat import (
+    IM_END,
+    chat_ids,
+    encode,
+    format_answer,
+    special_id,
+)
+from sem3r.reasoning.questions import (
+    GeneratedQuestion,
+    QuestionConfig,
+    generate_questions,
+)
 from sem3r.scene import Scene
 from sem3r.training.dataset import scene_folders
 

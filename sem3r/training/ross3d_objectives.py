@@ -82,6 +82,27 @@ def fold_2x2(latent: torch.Tensor) -> torch.Tensor:
     return x.reshape(N, C * 4, H // 2, W // 2)
 
 
+FLUX_SHIFT, FLUX_SCALE = 0.1159, 0.3611
+"""The FLUX.1 VAE's latent shift and scale (``latent = (sample - shift) * scale``)."""
+
+
+def latent_targets(raw: torch.Tensor, shift: float = FLUX_SHIFT, scale: float = FLUX_SCALE) -> torch.Tensor:
+    """Denoiser targets from raw VAE samples: ``(raw - shift) * scale``, an odd side resized (bilinear) to
+    the next even one (the official 27 x 27 view latent becomes 28 x 28), then :func:`fold_2x2`.
+
+    Args:
+        raw: ``(N, C, H, W)`` VAE posterior samples.
+
+    Returns:
+        ``(N, 4C, ceil(H / 2), ceil(W / 2))``.
+    """
+    z = (raw - shift) * scale
+    H, W = z.shape[-2:]
+    if H % 2 or W % 2:
+        z = F.interpolate(z, size=(H + H % 2, W + W % 2), mode="bilinear", align_corners=False)
+    return fold_2x2(z)
+
+
 def view_mask(uniform: torch.Tensor, ratio: float) -> torch.Tensor:
     """Which frames to mask: keep the ``int(M (1 - ratio))`` frames with the smallest draws.
 

@@ -9,16 +9,20 @@ import torch
 
 pytest.importorskip("transformers")
 
-from sem3r.errors import Sem3RError  # noqa: E402
-from sem3r.models.g2vlm.config import G2VLMConfig, TextConfig  # noqa: E402
-from sem3r.models.g2vlm.dino import DinoEncoder  # noqa: E402
-from sem3r.models.g2vlm.heads import PointHead, closest_rotation, local_points_activation  # noqa: E402
-from sem3r.models.g2vlm.model import G2VLM  # noqa: E402
-from sem3r.models.g2vlm.mot import mrope_cos_sin  # noqa: E402
-from sem3r.models.g2vlm.preprocess import vit_pixel_values  # noqa: E402
-from sem3r.models.g2vlm.sequence import PackedSequence  # noqa: E402
+from sem3r.errors import Sem3RError
+from sem3r.models.g2vlm.config import G2VLMConfig, TextConfig
+from sem3r.models.g2vlm.dino import DinoEncoder
+from sem3r.models.g2vlm.heads import (
+    PointHead,
+    closest_rotation,
+    local_points_activation,
+)
+from sem3r.models.g2vlm.model import G2VLM
+from sem3r.models.g2vlm.mot import mrope_cos_sin
+from sem3r.models.g2vlm.preprocess import vit_pixel_values
+from sem3r.models.g2vlm.sequence import PackedSequence
 
-from .conftest import REFERENCE_DIR  # noqa: E402
+from .conftest import REFERENCE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +94,7 @@ def test_recon_sequence_layout(small):
     seq = PackedSequence()
     seq.add_text(torch.zeros(26, 8))
     _, index = seq.add_images(torch.zeros(8), torch.zeros(2, 256, 8), torch.zeros(8), (16, 16), geometry=True)
-    emb, pos, geo, vis = seq.tensors()
+    _, pos, geo, vis = seq.tensors()
     assert len(seq) == 542 and int(geo.sum()) == 512
     assert pos[:, 26].tolist() == [26, 26, 26] and pos[:, 27].tolist() == [27, 27, 27]
     assert pos[:, 27 + 255].tolist() == [27, 42, 42] and pos[:, 27 + 256].tolist() == [43, 43, 43]

@@ -1,16 +1,18 @@
 """G2VLM training: the stage-1 geometry loss, the QA samples, and what each stage trains."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("transformers")
 
-from sem3r.data.synthetic import SynthConfig, write_dataset  # noqa: E402
-from sem3r.errors import Sem3RError  # noqa: E402
-from sem3r.reasoning.g2vlm_chat import format_answer  # noqa: E402
-from sem3r.training.dataset import SyntheticGeometryDataset, collate_geometry  # noqa: E402
-from sem3r.training.g2vlm import (  # noqa: E402
+from sem3r.data.synthetic import SynthConfig, write_dataset
+from sem3r.errors import Sem3RError
+from sem3r.reasoning.g2vlm_chat import format_answer
+from sem3r.training.dataset import SyntheticGeometryDataset, collate_geometry
+from sem3r.training.g2vlm import (
     G2VLMLossConfig,
     G2VLMTrainingConfig,
     camera_frame_points,
@@ -19,7 +21,7 @@ from sem3r.training.g2vlm import (  # noqa: E402
     train_g2vlm,
     visual_geometry_loss,
 )
-from sem3r.training.g2vlm_data import SpatialQADataset  # noqa: E402
+from sem3r.training.g2vlm_data import SpatialQADataset
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +121,8 @@ def test_cli_train_g2vlm_bad_input(tmp_path, capsys):
     from sem3r.cli import main
 
     cfg = tmp_path / "cfg.json"
-    cfg.write_text('{"dataset_root": "%s", "stage": "joint", "train": {"out_dir": "%s"}}'
-                   % (tmp_path / "missing", tmp_path / "run"))
+    cfg.write_text(json.dumps({"dataset_root": str(tmp_path / "missing"), "stage": "joint",
+                               "train": {"out_dir": str(tmp_path / "run")}}))
     assert main(["train", "g2vlm", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

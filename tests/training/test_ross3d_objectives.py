@@ -70,3 +70,12 @@ def test_pixel_targets_by_hand():
     assert t.shape == (1, 12, 4, 4)
     assert torch.allclose(t[0, 4 * 1 + 2 * 1 + 0, 2, 3], img[0, 1, 5, 6] * 2 - 1)
     assert torch.allclose(fold_2x2(img * 2 - 1), t)
+
+
+def test_latent_targets_shift_scale_and_even_side():
+    from sem3r.training.ross3d_objectives import FLUX_SCALE, FLUX_SHIFT, latent_targets
+
+    raw = torch.full((1, 16, 4, 4), FLUX_SHIFT + 2.0)
+    t = latent_targets(raw)
+    assert t.shape == (1, 64, 2, 2) and torch.allclose(t, torch.full_like(t, 2.0 * FLUX_SCALE))
+    assert latent_targets(torch.zeros(2, 16, 27, 27)).shape == (2, 64, 14, 14)

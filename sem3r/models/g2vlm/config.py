@@ -16,9 +16,10 @@ start / end tokens) come from ``text_config.json`` where it names them and defau
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sem3r.errors import Sem3RError
 
@@ -286,7 +287,8 @@ class G2VLMConfig:
                           vision_start_token_id=vocab_size - 8, vision_end_token_id=vocab_size - 7)
         vit = VisionConfig(depth=2, embed_dim=64, hidden_size=128, num_heads=4)
         dino = DinoConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=224)
-        sizes = dict(decoder_depth=2, decoder_heads=4, point_features=128, camera_features=64, camera_head_blocks=1)
+        sizes = {"decoder_depth": 2, "decoder_heads": 4, "point_features": 128, "camera_features": 64,
+                 "camera_head_blocks": 1}
         sizes.update(overrides)
         return cls(text, vit, dino, **sizes)
 

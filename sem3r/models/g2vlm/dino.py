@@ -60,7 +60,7 @@ class DinoEmbeddings(nn.Module):
         n = table.shape[1] - 1
         if h * w == n and square:
             return table
-        side = int(round(n**0.5))
+        side = round(n**0.5)
         patch = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
         patch = F.interpolate(patch.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=True)
         patch = patch.to(table.dtype).permute(0, 2, 3, 1).reshape(1, h * w, -1)

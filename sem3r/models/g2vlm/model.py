@@ -28,7 +28,12 @@ from torch import nn
 from sem3r.errors import Sem3RError
 from sem3r.models.g2vlm.config import G2VLMConfig
 from sem3r.models.g2vlm.dino import DinoEncoder
-from sem3r.models.g2vlm.heads import CameraHead, Pi3Decoder, PointHead, local_points_activation
+from sem3r.models.g2vlm.heads import (
+    CameraHead,
+    Pi3Decoder,
+    PointHead,
+    local_points_activation,
+)
 from sem3r.models.g2vlm.mot import KVCache, MoTLanguageModel
 from sem3r.models.g2vlm.sequence import PackedSequence, pad_batch
 from sem3r.models.g2vlm.vit import build_vision_tower, run_vision_tower
@@ -68,7 +73,8 @@ class G2VLM(nn.Module):
         self.language_model = MoTLanguageModel(config.text, config.geometry_expert)
         self.vit_model = build_vision_tower(config.vit)
         if config.geometry_expert:
-            dec = dict(depth=config.decoder_depth, num_heads=config.decoder_heads, rope_frequency=config.rope2d_frequency)
+            dec = {"depth": config.decoder_depth, "num_heads": config.decoder_heads,
+                   "rope_frequency": config.rope2d_frequency}
             self.dino_model = DinoEncoder(config.dino)
             self.dino2llm = nn.Linear(config.dino.hidden_size, D)
             self.point_decoder = Pi3Decoder(D, config.point_features, **dec)

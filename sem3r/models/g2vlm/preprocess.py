@@ -26,7 +26,7 @@ def dino_size(height: int, width: int, target_width: int = 518, patch: int = 14)
         >>> dino_size(480, 640)
         (392, 518)
     """
-    return max(patch, int(round(height * target_width / width / patch)) * patch), target_width
+    return max(patch, round(height * target_width / width / patch) * patch), target_width
 
 
 def dino_images(images: np.ndarray, target_width: int = 518, patch: int = 14) -> torch.Tensor:

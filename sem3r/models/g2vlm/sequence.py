@@ -85,7 +85,7 @@ class PackedSequence:
         F_, n, D = tokens.shape
         rows, cols = grid
         p = self.next_position
-        pos, emb = [], []
+        pos = []
         for _ in range(F_):
             pos.append(image_block_positions(p, rows, cols))
             p = int(pos[-1][0, -1]) + 1
