@@ -39,6 +39,7 @@ from sem3r.models.ross3d.position_encoding import (
 from sem3r.models.ross3d.preprocess import frame_pixel_values
 from sem3r.models.ross3d.vision import spatial_pool
 from sem3r.reconstruct.checkpoint import load_state_dict_strict
+from sem3r.training.ross3d_objectives import bev_loss, cross_view_loss
 
 
 def build(reference: Path, attn: str) -> Ross3D:
@@ -121,8 +122,8 @@ def training_case(model: Ross3D, ref: dict, meta: dict, rows_v: int) -> list:
     valid = ref["bev_loss_mask"].bool()
     losses = meta["losses"]
     ce = torch.nn.functional.cross_entropy(out.logits[:-1, :rows_v], ref["labels_expanded"][1:], ignore_index=-100)
-    cv = ((eps_view - ref["inject_eps_view"]) ** 2).mean()
-    bev = (((eps_bev - ref["inject_eps_bev"]) ** 2) * valid).sum() / valid.sum()
+    cv = cross_view_loss(eps_view, ref["inject_eps_view"])
+    bev = bev_loss(eps_bev, ref["inject_eps_bev"], valid[:, :1])
     rows = []
     for name, ours, theirs in [
         ("LLM input embeddings (masked view)", embeds, ref["inputs_embeds"]),
