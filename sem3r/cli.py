@@ -288,7 +288,7 @@ def info(scene_dir: Positional[Path]) -> None:
     print(Scene.load(scene_dir).describe())
 
 
-def train(what: Positional[Literal["geometry", "iggt", "segmenter3d", "g2vlm"]], config: Path) -> None:
+def train(what: Positional[Literal["geometry", "iggt", "segmenter3d", "g2vlm", "ross3d"]], config: Path) -> None:
     """Train a model from a JSON config (resumable: set train.resume to continue a run).
 
     geometry: the VGGT-style geometry transformer on a `sem3r synth` dataset, with the VGGT or
@@ -297,18 +297,21 @@ def train(what: Positional[Literal["geometry", "iggt", "segmenter3d", "g2vlm"]],
     OVSeg3R 3D instance segmenter, trained from per-view 2D masks only (VIP, IBSp superpoints).
     g2vlm: a small G2VLM in two stages (stage "geometry": the geometry expert with the
     visual-geometry loss; stage "joint": spatial QA of the synthetic rooms as chat; needs the [vlm]
-    extra). The trained weights land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct
-    --checkpoint` (--backend g2vlm for G2VLM), `sem3r segment --checkpoint`, `sem3r segment3d
-    --checkpoint` and `sem3r ask --lmm g2vlm:FOLDER`.
+    extra). ross3d: ROSS3D with its reconstructive objectives (sem3r.training.ross3d). The trained
+    weights land in TRAIN.OUT_DIR/model/, ready for `sem3r reconstruct --checkpoint` (--backend
+    g2vlm for G2VLM), `sem3r segment --checkpoint`, `sem3r segment3d --checkpoint`, `sem3r ask
+    --lmm g2vlm:FOLDER` and `sem3r ask --lmm ross3d:FOLDER`.
 
     Args:
         what: which model to train.
         config: JSON file; see sem3r.training.geometry, sem3r.training.iggt,
-            sem3r.training.segmenter3d and sem3r.training.g2vlm for the fields.
+            sem3r.training.segmenter3d, sem3r.training.g2vlm and sem3r.training.ross3d for the fields.
     """
-    if what in ("segmenter3d", "g2vlm"):
+    if what in ("segmenter3d", "g2vlm", "ross3d"):
         if what == "g2vlm":
             from sem3r.training.g2vlm import train_g2vlm as fn
+        elif what == "ross3d":
+            from sem3r.training.ross3d import train_ross3d as fn
         else:
             from sem3r.training.segmenter3d import train_segmenter3d as fn
         print(f"model: {fn(config)}")
@@ -521,18 +524,21 @@ def ask(
     it cannot answer. Objects are named by label ("chair") or label#id ("chair#3").
     With --lmm g2vlm:PATH (a G2VLM checkpoint folder or hub id) G2VLM answers every question itself
     from the Scene's views through its chat path (geometry and semantic branches); the Scene then
-    needs only images.
+    needs only images. With --lmm ross3d:PATH (a ROSS3D checkpoint folder or hub id) ROSS3D answers
+    from up to --max-views frames sampled uniformly (default 32) with its 3D position encoding, which
+    needs the Scene's depth (or world points) and cameras.
 
     Args:
         scene_dir: a Scene folder with geometry and instances (sem3r segment / segment3d / synth).
         question: e.g. "how far is the sofa from the door?".
-        lmm: an OpenAI-compatible endpoint (http://host:port/v1), g2vlm:PATH, or a local
+        lmm: an OpenAI-compatible endpoint (http://host:port/v1), g2vlm:PATH, ross3d:PATH, or a local
             vision-language model.
         lmm_model: model name sent to the endpoint.
         up: world up: auto (the Scene's recorded up, else the floor plane's normal), x,y,z, or +z, -y, ...
-        max_views: g2vlm: show the model at most this many views, spread evenly (default: all).
-        max_new_tokens: g2vlm: longest reply in tokens (default 64).
-        device: g2vlm: auto, cpu or cuda.
+        max_views: g2vlm / ross3d: show the model at most this many views, spread evenly (default:
+            all for g2vlm, 32 for ross3d).
+        max_new_tokens: g2vlm / ross3d: longest reply in tokens (default 64 / 512).
+        device: g2vlm / ross3d: auto, cpu or cuda.
     """
     from sem3r.reasoning.qa import ask as run_ask
     from sem3r.scene import Scene
@@ -540,8 +546,11 @@ def ask(
     if lmm is not None and lmm.startswith("g2vlm:"):
         _ask_g2vlm(scene_dir, question, lmm, max_views, max_new_tokens, device)
         return
+    if lmm is not None and lmm.startswith("ross3d:"):
+        _ask_ross3d(scene_dir, question, lmm, max_views, max_new_tokens, device)
+        return
     if max_views is not None or max_new_tokens is not None or device != "auto":
-        raise Sem3RError("--max-views, --max-new-tokens and --device apply to --lmm g2vlm:PATH only")
+        raise Sem3RError("--max-views, --max-new-tokens and --device apply to --lmm g2vlm:PATH / ross3d:PATH only")
     backend = None
     if lmm is not None:
         from sem3r.reasoning.lmm import make_lmm
@@ -577,6 +586,28 @@ def _ask_g2vlm(scene_dir: Path, question: str, spec: str, max_views: int | None,
     reply = model.chat(question, list(scene.images[views]))
     print(reply if reply else "(empty reply)")
     print(f"answered by G2VLM ({spec[len('g2vlm:'):]}) from {len(views)} of {scene.num_views} views")
+
+
+def _ask_ross3d(scene_dir: Path, question: str, spec: str, max_views: int | None, max_new_tokens: int | None,
+                device: str) -> None:
+    """``ask --lmm ross3d:PATH``: cheap checks first (question, Scene geometry, options), then the model, then one chat."""
+    from sem3r.reasoning.lmm import make_lmm
+    from sem3r.reasoning.ross3d_lmm import check_scene_geometry, uniform_frame_indices
+    from sem3r.scene import Scene
+
+    if not question.strip():
+        raise Sem3RError("the question is empty")
+    scene = Scene.load(scene_dir)
+    check_scene_geometry(scene)
+    options = {"device": device} | ({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}) | (
+        {} if max_views is None else {"max_views": max_views})
+    if max_views is not None and max_views < 1:
+        raise Sem3RError(f"--max-views must be at least 1, got {max_views}")
+    model = make_lmm(spec, **options)
+    reply = model.chat_scene(question, scene)
+    shown = len(uniform_frame_indices(scene.num_views, model.config.max_views))
+    print(reply if reply else "(empty reply)")
+    print(f"answered by ROSS3D ({spec[len('ross3d:'):]}) from {shown} of {scene.num_views} views")
 
 
 COMMANDS = {

@@ -429,10 +429,13 @@ def make_lmm(spec: str, **options: Any) -> LMM:
     Args:
         spec: ``"http://..."`` or ``"https://..."`` for an OpenAI-compatible endpoint (its API root);
             ``"g2vlm:PATH"`` for G2VLM's own chat path (:class:`~sem3r.reasoning.g2vlm_lmm.G2VLMLMM`,
-            PATH a checkpoint folder or hub id); anything else is a local model directory or a hub id
+            PATH a checkpoint folder or hub id); ``"ross3d:PATH"`` for ROSS3D
+            (:class:`~sem3r.reasoning.ross3d_lmm.Ross3DLMM`, which answers about a Scene's posed RGB-D views
+            through ``chat_scene``); anything else is a local model directory or a hub id
             for :class:`TransformersLMM`.
         **options: fields of :class:`OpenAIEndpointConfig` (``model`` defaults to ``"default"``), of
-            :class:`~sem3r.reasoning.g2vlm_lmm.G2VLMLMMConfig` or of :class:`TransformersLMMConfig`.
+            :class:`~sem3r.reasoning.g2vlm_lmm.G2VLMLMMConfig`, of
+            :class:`~sem3r.reasoning.ross3d_lmm.Ross3DLMMConfig` or of :class:`TransformersLMMConfig`.
 
     Returns:
         The backend.
@@ -448,6 +451,10 @@ def make_lmm(spec: str, **options: Any) -> LMM:
         from sem3r.reasoning.g2vlm_lmm import make_g2vlm_lmm
 
         return make_g2vlm_lmm(spec, **options)
+    if spec.startswith("ross3d:"):
+        from sem3r.reasoning.ross3d_lmm import make_ross3d_lmm
+
+        return make_ross3d_lmm(spec, **options)
     if re.match(r"^https?://", spec):
         config_cls, key = OpenAIEndpointConfig, "base_url"
     else:
