@@ -159,7 +159,7 @@ class Ross3DLMM:
         self.prompt_ids(prompt)  # a blank question first
         check_scene_geometry(scene)
         idx = uniform_frame_indices(scene.num_views, int(max_views or self.config.max_views))
-        pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
+        pick = lambda a: None if a is None else np.asarray(a)[idx]
         return self.chat_views(prompt, scene.images[idx], depth=pick(scene.depth), intrinsics=pick(scene.intrinsics),
                                cam_from_world=pick(scene.cam_from_world),
                                world_points=None if scene.depth is not None else pick(scene.world_points))
@@ -180,7 +180,10 @@ class Ross3DLMM:
         """
         import torch
 
-        from sem3r.models.ross3d.position_encoding import resize_crop_points, world_points_from_depth
+        from sem3r.models.ross3d.position_encoding import (
+            resize_crop_points,
+            world_points_from_depth,
+        )
         from sem3r.models.ross3d.preprocess import frame_pixel_values
 
         ids = self.prompt_ids(prompt)

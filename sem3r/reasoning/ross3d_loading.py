@@ -108,9 +108,18 @@ def load_ross3d(path_or_hub_id: str | os.PathLike, device: str = "auto", dtype=N
     """
     import torch
 
-    from sem3r.models.ross3d import Ross3D, Ross3DConfig, config_for_state_dict, split_training_only
+    from sem3r.models.ross3d import (
+        Ross3D,
+        Ross3DConfig,
+        config_for_state_dict,
+        split_training_only,
+    )
     from sem3r.reconstruct.checkpoint import load_state_dict_strict
-    from sem3r.reconstruct.g2vlm import _parameters_on_meta, resolve_device, resolve_dtype
+    from sem3r.reconstruct.g2vlm import (
+        _parameters_on_meta,
+        resolve_device,
+        resolve_dtype,
+    )
 
     folder = resolve_ross3d_folder(path_or_hub_id)
     config = Ross3DConfig.from_json(folder)
