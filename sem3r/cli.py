@@ -550,7 +550,7 @@ def ask(
         _ask_ross3d(scene_dir, question, lmm, max_views, max_new_tokens, device)
         return
     if max_views is not None or max_new_tokens is not None or device != "auto":
-        raise Sem3RError("--max-views, --max-new-tokens and --device apply to --lmm g2vlm:PATH / ross3d:PATH only")
+        raise Sem3RError("--max-views, --max-new-tokens and --device apply to --lmm g2vlm:PATH only (and ross3d:PATH)")
     backend = None
     if lmm is not None:
         from sem3r.reasoning.lmm import make_lmm
