@@ -33,3 +33,22 @@ def test_missing_config_and_folder_are_one_line(tmp_path, ross3d_writer):
         load_ross3d(tmp_path, device="cpu")
     with pytest.raises(Sem3RError, match="ROSS3D checkpoint folder .* does not exist"):
         load_ross3d(tmp_path / "nope", device="cpu")
+
+
+def test_sharded_safetensors(tmp_path, ross3d_writer):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    saved = ross3d_writer(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    (tmp_path / "model.safetensors").unlink()
+    names = sorted(state)
+    half = {k: state[k] for k in names[: len(names) // 2]}
+    save_file(half, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file({k: state[k] for k in names if k not in half}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    weight_map = {k: f"model-0000{1 if k in half else 2}-of-00002.safetensors" for k in names}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    model, _ = load_ross3d(tmp_path, device="cpu", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16
+    assert torch.equal(model.lm_head.weight, saved.lm_head.weight.to(torch.bfloat16))
