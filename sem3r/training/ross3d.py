@@ -182,7 +182,10 @@ def scene_inputs(scene, size: int, bev_resolution: int) -> dict[str, torch.Tenso
         ``pixel_values (S, 3, size, size)`` in [-1, 1], ``world_points (S, size, size, 3)``,
         ``images01 (S, 3, size, size)`` in [0, 1] (reconstruction targets), ``bev01 (3, R, R)`` in [0, 1].
     """
-    from sem3r.models.ross3d.position_encoding import resize_crop_points, world_points_from_depth
+    from sem3r.models.ross3d.position_encoding import (
+        resize_crop_points,
+        world_points_from_depth,
+    )
     from sem3r.models.ross3d.preprocess import frame_pixel_values
     from sem3r.reasoning.bev import BEVConfig, render_bev
 
@@ -251,11 +254,17 @@ class Ross3DQADataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         from sem3r.models.ross3d.prompt import chat_ids
-        from sem3r.reasoning.g2vlm_chat import IM_END, IM_START, encode, format_answer, special_id
+        from sem3r.reasoning.g2vlm_chat import (
+            IM_END,
+            IM_START,
+            encode,
+            format_answer,
+            special_id,
+        )
 
         s, q = self.items[index]
         gq = self.questions[s][q]
-        enc = lambda text: encode(self.tokenizer, text)  # noqa: E731
+        enc = lambda text: encode(self.tokenizer, text)
         start, end = special_id(self.tokenizer, IM_START), special_id(self.tokenizer, IM_END)
         prompt = chat_ids(enc, question_prompt(gq.text), start, end)
         full = chat_ids(enc, question_prompt(gq.text), start, end, answer=format_answer(gq.answer))
@@ -360,7 +369,13 @@ def ross3d_loss(config: Ross3DTrainingConfig):
 def new_small_model(tokenizer_dir: Path, config: Ross3DTrainingConfig) -> tuple[Ross3D, Any]:
     """A small training Ross3D with a character tokenizer written to ``tokenizer_dir``."""
     from sem3r.models.ross3d.config import SigLIPConfig
-    from sem3r.reasoning.g2vlm_chat import IM_END, IM_START, load_tokenizer, special_id, write_char_tokenizer
+    from sem3r.reasoning.g2vlm_chat import (
+        IM_END,
+        IM_START,
+        load_tokenizer,
+        special_id,
+        write_char_tokenizer,
+    )
 
     vocab = write_char_tokenizer(tokenizer_dir)
     tok = load_tokenizer(tokenizer_dir)
@@ -377,7 +392,10 @@ def new_small_model(tokenizer_dir: Path, config: Ross3DTrainingConfig) -> tuple[
 def load_training_model(folder: str | Path, config: Ross3DTrainingConfig) -> tuple[Ross3D, Any]:
     """A ROSS3D folder (config.json, model.safetensors, tokenizer) as a training model (denoiser re-initialised
     when the folder has none)."""
-    from sem3r.reasoning.ross3d_loading import load_ross3d_tokenizer, read_ross3d_weights
+    from sem3r.reasoning.ross3d_loading import (
+        load_ross3d_tokenizer,
+        read_ross3d_weights,
+    )
 
     cfg = Ross3DConfig.from_json(folder)
     if cfg.mm_inv_hidden_size != 3 * config.target_patch ** 2:

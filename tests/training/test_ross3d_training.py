@@ -39,7 +39,7 @@ def small(dataset, tmp_path_factory):
 
 
 def test_samples_hold_the_answer_and_aligned_geometry(small):
-    cfg, model, tok, ds = small
+    _, model, tok, ds = small
     s = ds[0]
     ids = s["input_ids"].tolist()
     assert ids.count(IMAGE_TOKEN_INDEX) == 1
@@ -98,7 +98,7 @@ def test_two_step_runs_export(dataset, tmp_path, cross_view, bev):
     from safetensors import safe_open
 
     with safe_open(str(folder / "model.safetensors"), "pt") as f:
-        assert not any(k.startswith("model.mm_inv_projector.") for k in f.keys())
+        assert not any(k.startswith("model.mm_inv_projector.") for k in f.keys())  # noqa: SIM118
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2
     loaded = load_ross3d(folder, device="cpu")
