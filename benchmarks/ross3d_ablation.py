@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from sem3r.data.synthetic import SynthConfig, write_dataset
+from sem3r.errors import Sem3RError
 from sem3r.reasoning.g2vlm_chat import (
     IM_END,
     IM_START,
@@ -139,7 +140,10 @@ def main() -> None:
     folders, _ = scene_folders(test, args.views)
     questions, engine = [], []
     for f in folders:
-        scene, qs = load_scene_questions(f, args.views, QuestionConfig(**QUESTIONS))
+        try:
+            scene, qs = load_scene_questions(f, args.views, QuestionConfig(**QUESTIONS))
+        except Sem3RError:  # no object in the shown views: skipped by the dataset too
+            continue
         eng = QAEngine(build_scene_graph(scene))
         questions += qs
         engine += [eng.answer(q.query) for q in qs]

@@ -227,6 +227,7 @@ def question_prompt(question: str) -> str:
 class Ross3DQADataset(Dataset):
     """ROSS3D chat samples of the spatial questions of a synthetic dataset (see the module docstring).
 
+    Rooms whose shown views see no object give no question and are skipped (listed in ``skipped``).
     A sample: ``input_ids (L,)`` with the -200 placeholder and the answer, ``answer_start`` (index in
     ``input_ids`` of the first supervised token), the :func:`scene_inputs` tensors, ``scene`` / ``question``.
     """
@@ -240,9 +241,16 @@ class Ross3DQADataset(Dataset):
         if folders is None:
             folders, _ = scene_folders(root, num_views)
         self.tokenizer = tokenizer
-        self.scenes, self.questions = [], []
+        self.scenes, self.questions, self.folders, self.skipped = [], [], [], []
         for f in tqdm(folders, desc="ROSS3D QA scenes", unit="scene", disable=not progress):
-            scene, qs = load_scene_questions(f, num_views, questions)
+            try:
+                scene, qs = load_scene_questions(f, num_views, questions)
+            except Sem3RError as exc:  # e.g. no object visible in the shown views: no question to ask
+                if "no points on a visible object" not in str(exc):
+                    raise
+                self.skipped.append(Path(f))
+                continue
+            self.folders.append(Path(f))
             self.scenes.append(scene_inputs(scene, size, bev_resolution))
             self.questions.append(qs)
         self.items = [(s, q) for s, qs in enumerate(self.questions) for q in range(len(qs))]
