@@ -155,8 +155,8 @@ def main() -> None:
     print(f"\nbudget: {args.steps} steps x batch {args.batch} per run, lr {args.lr}, masking every {args.mask_every} "
           f"step(s); {args.train_scenes} train / {args.test_scenes} test rooms x {args.views} views "
           f"({len(questions)} test questions); CPU, {torch.get_num_threads()} threads; "
-          f"training minutes this call: {sum(minutes.values()):.1f} "
-          f"(per run: {', '.join(f'{k} {m:.1f}' for k, m in minutes.items() if m)})")
+          f"training minutes this call: {sum(minutes.values()):.2f} "
+          f"(per run: {', '.join(f'{k} {m:.2f}' for k, m in minutes.items() if m)})")
     head = " | ".join(f"{v} (mean ± std)" for v in variants)
     print(f"\n| family | metric | n | {head} | engine, GT scene |")
     print("|---|---|---|" + "---|" * len(variants) + "---|")

@@ -293,6 +293,10 @@ class Ross3DObjective(nn.Module):
         config: the training config (switches, weights, masking, target patch).
         seed: seeds the masking draws, timesteps and noise.
 
+    Masking happens on the forwards whose count (training mode only, from 0) is divisible by
+    ``view_mask_every``; with ``batch_size`` 1 that is the official "every 4th optimiser step". The count and the
+    generator start afresh when a run resumes from a checkpoint (the schedule's phase may shift).
+
     Returns of :meth:`forward`: ``ce``, ``cross_view``, ``bev`` (each averaged over the samples) and ``masked``
     (views masked per sample).
     """
