@@ -149,6 +149,27 @@ def knn_edges(points: np.ndarray, k: int, return_neighbours: bool = False):
     return (edges, neighbours) if return_neighbours else edges
 
 
+def face_array(faces: np.ndarray, num_vertices: int | None = None) -> np.ndarray:
+    """Validate triangle indices and return them as ``(F, 3) int64``.
+
+    Raises:
+        Sem3RError: faces not ``(F, 3)`` integers, negative or (with ``num_vertices``) out-of-range indices.
+
+    Example:
+        >>> face_array([[0, 1, 2]], 3).dtype
+        dtype('int64')
+    """
+    faces = np.asarray(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and not np.issubdtype(faces.dtype, np.integer)):
+        raise Sem3RError(f"faces must be (F, 3) integer vertex indices, got {faces.dtype} {faces.shape}")
+    faces = faces.astype(np.int64)
+    if faces.size and faces.min() < 0:
+        raise Sem3RError(f"faces hold negative vertex indices (min {faces.min()})")
+    if num_vertices is not None and faces.size and faces.max() >= num_vertices:
+        raise Sem3RError(f"faces refer to vertex {faces.max()} of {num_vertices}")
+    return faces
+
+
 def mesh_edges(faces: np.ndarray, num_vertices: int | None = None) -> np.ndarray:
     """Unique undirected edges of a triangle mesh.
 
@@ -166,14 +187,7 @@ def mesh_edges(faces: np.ndarray, num_vertices: int | None = None) -> np.ndarray
         >>> mesh_edges(np.array([[0, 1, 2], [2, 1, 3]])).tolist()
         [[0, 1], [0, 2], [1, 2], [1, 3], [2, 3]]
     """
-    faces = np.asarray(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and not np.issubdtype(faces.dtype, np.integer)):
-        raise Sem3RError(f"faces must be (F, 3) integer vertex indices, got {faces.dtype} {faces.shape}")
-    faces = faces.astype(np.int64)
-    if faces.size and faces.min() < 0:
-        raise Sem3RError(f"faces hold negative vertex indices (min {faces.min()})")
-    if num_vertices is not None and faces.size and faces.max() >= num_vertices:
-        raise Sem3RError(f"faces refer to vertex {faces.max()} of {num_vertices}")
+    faces = face_array(faces, num_vertices)
     pairs = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     pairs = np.sort(pairs, axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
@@ -207,9 +221,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
     """
     verts = point_array(vertices, "mesh vertices")
-    faces = np.asarray(faces)
-    mesh_edges(faces, len(verts))  # validates the faces
-    faces = faces.astype(np.int64).reshape(-1, 3)
+    faces = face_array(faces, len(verts))
     tri = verts[faces]
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     corners = faces.reshape(-1)

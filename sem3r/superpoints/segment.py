@@ -229,6 +229,7 @@ def mesh_superpoints(vertices: np.ndarray, faces: np.ndarray, config: Superpoint
         >>> mesh_superpoints(v, np.array([[0, 1, 2], [2, 1, 3]]), SuperpointConfig(min_size=1)).tolist()
         [0, 0, 0, 0, 1]
     """
+    config = config or SuperpointConfig()
     verts = point_array(vertices, "mesh vertices", min_points=1)
     edges = mesh_edges(faces, len(verts))
     normals = vertex_normals(verts, faces)

@@ -175,6 +175,29 @@ def test_mesh_superpoints_respect_2d_masks():
     config = SuperpointConfig(min_size=1)
     assert mesh_superpoints(plane, faces, config).max() == 0
     np.testing.assert_array_equal(mesh_superpoints(plane, faces, config, corr=corr, view_masks=masks), right)
+    # config=None means the defaults, also with 2D masks (this used to raise AttributeError)
+    default = mesh_superpoints(plane, faces, None, corr=corr, view_masks=masks)
+    np.testing.assert_array_equal(default, mesh_superpoints(plane, faces, SuperpointConfig(), corr=corr, view_masks=masks))
+
+
+def test_mesh_superpoints_build_the_edges_once(monkeypatch):
+    import sem3r.superpoints.graph as graph
+    import sem3r.superpoints.segment as segment
+
+    calls = []
+    real = graph.mesh_edges
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(graph, "mesh_edges", counting)
+    monkeypatch.setattr(segment, "mesh_edges", counting)
+    g = np.arange(7) * 0.1
+    a, b = np.meshgrid(g, g, indexing="ij")
+    verts = np.c_[a.ravel(), b.ravel(), np.zeros(49)]
+    mesh_superpoints(verts, _grid_faces(lambda i, j: i * 7 + j), SuperpointConfig(min_size=1))
+    assert len(calls) == 1
 
 
 def test_bad_input_raises(room):
