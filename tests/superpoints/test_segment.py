@@ -181,8 +181,7 @@ def test_mesh_superpoints_respect_2d_masks():
 
 
 def test_mesh_superpoints_build_the_edges_once(monkeypatch):
-    import sem3r.superpoints.graph as graph
-    import sem3r.superpoints.segment as segment
+    from sem3r.superpoints import graph, segment
 
     calls = []
     real = graph.mesh_edges
