@@ -21,11 +21,8 @@ QUESTION --lmm g2vlm:PATH`` asks it about the scene's views.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -233,16 +230,9 @@ def make_g2vlm_lmm(spec: str, **options: Any) -> G2VLMLMM:
         ...
         sem3r.errors.Sem3RError: 'g2vlm:' names no checkpoint; use g2vlm:FOLDER or g2vlm:OWNER/NAME
     """
-    from dataclasses import fields
+    from sem3r.reasoning.lmm import lmm_config, spec_checkpoint
 
-    path = spec.removeprefix(SPEC_PREFIX)
-    if not path.strip():
-        raise Sem3RError(f"'{spec}' names no checkpoint; use g2vlm:FOLDER or g2vlm:OWNER/NAME")
-    allowed = {f.name for f in fields(G2VLMLMMConfig)} - {"model"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise Sem3RError(f"unknown option(s) {', '.join(unknown)} for the LMM '{spec}'; expected {', '.join(sorted(allowed))}")
-    return G2VLMLMM(G2VLMLMMConfig(model=path, **options))
+    return G2VLMLMM(lmm_config(G2VLMLMMConfig, "model", spec_checkpoint(spec, SPEC_PREFIX), spec, options))
 
 
 __all__ = ["G2VLMLMM", "G2VLMLMMConfig", "make_g2vlm_lmm"]

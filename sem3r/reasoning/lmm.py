@@ -423,6 +423,32 @@ class TransformersLMM:
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0].strip()
 
 
+def lmm_config(config_cls: type, key: str, value: Any, spec: str, options: dict[str, Any]) -> Any:
+    """``config_cls(**{key: value}, **options)`` for the LMM ``spec``.
+
+    Raises:
+        Sem3RError: an option ``config_cls`` does not have (the message lists the known ones).
+    """
+    allowed = {f.name for f in fields(config_cls)} - {key}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise Sem3RError(f"unknown option(s) {', '.join(unknown)} for the LMM '{spec}'; expected {', '.join(sorted(allowed))}")
+    return config_cls(**{key: value}, **options)
+
+
+def spec_checkpoint(spec: str, prefix: str) -> str:
+    """The checkpoint of a ``"PREFIX:PATH"`` LMM spec; an empty PATH is an error.
+
+    Example:
+        >>> spec_checkpoint("g2vlm:runs/g2/model", "g2vlm:")
+        'runs/g2/model'
+    """
+    path = spec.removeprefix(prefix)
+    if not path.strip():
+        raise Sem3RError(f"'{spec}' names no checkpoint; use {prefix}FOLDER or {prefix}OWNER/NAME")
+    return path
+
+
 def make_lmm(spec: str, **options: Any) -> LMM:
     """Build an LMM backend from a string.
 
@@ -459,9 +485,5 @@ def make_lmm(spec: str, **options: Any) -> LMM:
         config_cls, key = OpenAIEndpointConfig, "base_url"
     else:
         config_cls, key = TransformersLMMConfig, "model"
-    allowed = {f.name for f in fields(config_cls)} - {key}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise Sem3RError(f"unknown option(s) {', '.join(unknown)} for the LMM '{spec}'; expected {', '.join(sorted(allowed))}")
-    config = config_cls(**{key: spec}, **options)
+    config = lmm_config(config_cls, key, spec, spec, options)
     return OpenAIEndpointLMM(config) if config_cls is OpenAIEndpointConfig else TransformersLMM(config)

@@ -244,16 +244,9 @@ def make_ross3d_lmm(spec: str, **options: Any) -> Ross3DLMM:
         ...
         sem3r.errors.Sem3RError: 'ross3d:' names no checkpoint; use ross3d:FOLDER or ross3d:OWNER/NAME
     """
-    from dataclasses import fields
+    from sem3r.reasoning.lmm import lmm_config, spec_checkpoint
 
-    path = spec.removeprefix(SPEC_PREFIX)
-    if not path.strip():
-        raise Sem3RError(f"'{spec}' names no checkpoint; use ross3d:FOLDER or ross3d:OWNER/NAME")
-    allowed = {f.name for f in fields(Ross3DLMMConfig)} - {"model"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise Sem3RError(f"unknown option(s) {', '.join(unknown)} for the LMM '{spec}'; expected {', '.join(sorted(allowed))}")
-    return Ross3DLMM(Ross3DLMMConfig(model=path, **options))
+    return Ross3DLMM(lmm_config(Ross3DLMMConfig, "model", spec_checkpoint(spec, SPEC_PREFIX), spec, options))
 
 
 __all__ = ["Ross3DLMM", "Ross3DLMMConfig", "check_scene_geometry", "make_ross3d_lmm", "uniform_frame_indices"]

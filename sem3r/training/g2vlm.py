@@ -32,7 +32,6 @@ backends load.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -63,14 +62,17 @@ from sem3r.training.g2vlm_losses import (
     relative_camera_loss,
     scaled_point_loss,
 )
+from sem3r.training.run_config import (
+    question_config,
+    save_model_folder,
+    split_run_config,
+)
 from sem3r.training.trainer import TrainConfig, Trainer
 
 STAGES = ("geometry", "joint")
 TRAINABLE = ("auto", "all")
 GEOMETRY_PREFIXES = ("dino_model.", "dino2llm.", "point_decoder.", "point_head.", "camera_decoder.", "camera_head.",
                      "global_points_decoder.", "global_point_head.", "language_model.model.norm_moe_geo.")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                   "chat_template.jinja")
 
 
 def is_geometry_parameter(name: str) -> bool:
@@ -166,28 +168,12 @@ class G2VLMTrainingConfig:
 
     def question_config(self) -> QuestionConfig:
         """The :class:`QuestionConfig` of stage 2."""
-        try:
-            cfg = QuestionConfig(**self.questions)
-        except TypeError as exc:
-            raise Sem3RError(f"invalid g2vlm 'questions': {exc}") from None
-        cfg.validate()
-        return cfg
+        return question_config(self.questions, "g2vlm")
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> G2VLMTrainingConfig:
         """Build from a parsed JSON object; unknown keys are an error."""
-        if not isinstance(doc, Mapping):
-            raise Sem3RError("a g2vlm training config must be a JSON object")
-        doc = dict(doc)
-        unknown = sorted(set(doc) - {f.name for f in fields(cls)})
-        if unknown:
-            raise Sem3RError(f"unknown g2vlm training config keys {unknown}")
-        if "dataset_root" not in doc:
-            raise Sem3RError("the g2vlm training config needs 'dataset_root'")
-        train = dict(doc.pop("train", {}) or {})
-        bad = sorted(set(train) - {f.name for f in fields(TrainConfig)})
-        if bad:
-            raise Sem3RError(f"unknown train config keys {bad}")
+        doc, train = split_run_config(cls, doc, "g2vlm training config")
         try:
             return cls(**doc, loss=G2VLMLossConfig.from_dict(doc.pop("loss", {}) or {}), train=TrainConfig(**train))
         except TypeError as exc:
@@ -312,19 +298,9 @@ def new_small_model(tokenizer_dir: Path, geometry_expert: bool = True, image_wid
 
 def export_model(model: G2VLM, tokenizer_dir: Path, folder: Path) -> Path:
     """Write a model folder: config files, ``model.safetensors`` and the tokenizer files."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
     model.config.save_folder(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / "model.safetensors.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(folder / "model.safetensors")
-    if Path(tokenizer_dir).resolve() != folder.resolve():
-        for name in TOKENIZER_FILES:
-            if (Path(tokenizer_dir) / name).is_file():
-                shutil.copyfile(Path(tokenizer_dir) / name, folder / name)
-    return folder
+    return save_model_folder(model.state_dict(), tokenizer_dir, folder)
 
 
 def train_g2vlm(config: str | Path | G2VLMTrainingConfig) -> Path:

@@ -46,9 +46,8 @@ The model is exported to ``train.out_dir/model/``: ``config.json`` (:meth:`Ross3
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +71,14 @@ from sem3r.training.ross3d_objectives import (
     q_sample,
     view_mask,
 )
+from sem3r.training.run_config import (
+    question_config,
+    save_model_folder,
+    split_run_config,
+)
 from sem3r.training.trainer import TrainConfig, Trainer
 
 TARGETS = ("pixels",)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
 @dataclass
@@ -138,28 +141,13 @@ class Ross3DTrainingConfig:
         self.train.validate()
 
     def question_config(self) -> QuestionConfig:
-        try:
-            cfg = QuestionConfig(**self.questions)
-        except TypeError as exc:
-            raise Sem3RError(f"invalid ross3d 'questions': {exc}") from None
-        cfg.validate()
-        return cfg
+        """The :class:`QuestionConfig` of the QA samples."""
+        return question_config(self.questions, "ross3d")
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Ross3DTrainingConfig:
         """Build from a parsed JSON object; unknown keys are an error."""
-        if not isinstance(doc, Mapping):
-            raise Sem3RError("a ross3d training config must be a JSON object")
-        doc = dict(doc)
-        unknown = sorted(set(doc) - {f.name for f in fields(cls)})
-        if unknown:
-            raise Sem3RError(f"unknown ross3d training config keys {unknown}")
-        if "dataset_root" not in doc:
-            raise Sem3RError("the ross3d training config needs 'dataset_root'")
-        train = dict(doc.pop("train", {}) or {})
-        bad = sorted(set(train) - {f.name for f in fields(TrainConfig)})
-        if bad:
-            raise Sem3RError(f"unknown train config keys {bad}")
+        doc, train = split_run_config(cls, doc, "ross3d training config")
         train.setdefault("batch_size", 1)
         try:
             return cls(**doc, train=TrainConfig(**train))
@@ -423,20 +411,10 @@ def load_training_model(folder: str | Path, config: Ross3DTrainingConfig) -> tup
 
 def export_model(model: Ross3D, tokenizer_dir: Path, folder: Path) -> Path:
     """Write ``config.json``, ``model.safetensors`` (no training-only keys) and the tokenizer files."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
     model.config.save(folder)
     keep, _ = split_training_only(model.state_dict())
-    state = {k: v.detach().cpu().contiguous() for k, v in keep.items()}
-    tmp = folder / "model.safetensors.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(folder / "model.safetensors")
-    if Path(tokenizer_dir).resolve() != folder.resolve():
-        for name in TOKENIZER_FILES:
-            if (Path(tokenizer_dir) / name).is_file():
-                shutil.copyfile(Path(tokenizer_dir) / name, folder / name)
-    return folder
+    return save_model_folder(keep, tokenizer_dir, folder)
 
 
 def seed_everything(seed: int) -> None:

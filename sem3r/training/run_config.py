@@ -22,6 +22,7 @@ from torch import nn
 
 from sem3r.errors import Sem3RError
 from sem3r.io import read_json, write_json_atomic
+from sem3r.reasoning.questions import QuestionConfig
 from sem3r.reconstruct.feedforward import Sem3RGeometry
 from sem3r.training.dataset import SyntheticGeometryDataset, geometry_dataloader
 from sem3r.training.trainer import TrainConfig, Trainer
@@ -67,20 +68,7 @@ class TrainingRunConfig:
     def from_dict(cls, doc: Mapping[str, Any]):
         """Build from a parsed JSON object; unknown keys are an error."""
         label = f"{cls.kind} training config"
-        if not isinstance(doc, Mapping):
-            raise Sem3RError(f"a {label} must be a JSON object")
-        doc = dict(doc)
-        unknown = sorted(set(doc) - {f.name for f in fields(cls)})
-        if unknown:
-            raise Sem3RError(f"unknown {label} keys {unknown}")
-        if "dataset_root" not in doc:
-            raise Sem3RError(f"the {label} needs 'dataset_root'")
-        train_doc = doc.pop("train", {}) or {}
-        if not isinstance(train_doc, Mapping):
-            raise Sem3RError(f"'train' of the {label} must be a JSON object")
-        train_unknown = sorted(set(train_doc) - {f.name for f in fields(TrainConfig)})
-        if train_unknown:
-            raise Sem3RError(f"unknown train config keys {train_unknown}")
+        doc, train_doc = split_run_config(cls, doc, label)
         loss = cls.loss_config.from_dict(doc.pop("loss", {}) or {})
         try:
             return cls(**doc, loss=loss, train=TrainConfig(**train_doc))
@@ -95,6 +83,77 @@ class TrainingRunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict, readable by :meth:`from_dict`."""
         return json.loads(json.dumps(asdict(self)))
+
+
+def split_run_config(cls, doc: Mapping[str, Any], label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checks every ``sem3r train`` config shares, before its own fields are parsed.
+
+    ``doc`` must be a JSON object with only fields of dataclass ``cls``, including ``dataset_root``, and
+    an optional ``train`` object with only :class:`~sem3r.training.trainer.TrainConfig` fields.
+
+    Returns:
+        The other top-level fields (a copy, ``train`` removed) and the ``train`` fields.
+
+    Raises:
+        Sem3RError: one line naming the first problem; ``label`` names the config in it.
+    """
+    if not isinstance(doc, Mapping):
+        raise Sem3RError(f"a {label} must be a JSON object")
+    doc = dict(doc)
+    unknown = sorted(set(doc) - {f.name for f in fields(cls)})
+    if unknown:
+        raise Sem3RError(f"unknown {label} keys {unknown}")
+    if "dataset_root" not in doc:
+        raise Sem3RError(f"the {label} needs 'dataset_root'")
+    train_doc = doc.pop("train", {}) or {}
+    if not isinstance(train_doc, Mapping):
+        raise Sem3RError(f"'train' of the {label} must be a JSON object")
+    train_unknown = sorted(set(train_doc) - {f.name for f in fields(TrainConfig)})
+    if train_unknown:
+        raise Sem3RError(f"unknown train config keys {train_unknown}")
+    return doc, dict(train_doc)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                   "chat_template.jinja")
+"""Tokenizer files a model folder carries (those present are copied)."""
+
+
+def save_model_folder(state: Mapping[str, Any], tokenizer_dir: str | Path, folder: str | Path) -> Path:
+    """Write ``folder/model.safetensors`` atomically and copy the tokenizer files of ``tokenizer_dir``.
+
+    Args:
+        state: the tensors to save (moved to the CPU, made contiguous).
+        tokenizer_dir: where the tokenizer was written (nothing is copied when it is ``folder``).
+        folder: the model folder (created if needed; the caller writes its config files).
+
+    Returns:
+        ``folder``.
+    """
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder, tokenizer_dir = Path(folder), Path(tokenizer_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "model.safetensors.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    if tokenizer_dir.resolve() != folder.resolve():
+        for name in TOKENIZER_FILES:
+            if (tokenizer_dir / name).is_file():
+                shutil.copyfile(tokenizer_dir / name, folder / name)
+    return folder
+
+
+def question_config(questions: Mapping[str, Any], label: str) -> QuestionConfig:
+    """A validated :class:`~sem3r.reasoning.questions.QuestionConfig` from a config's ``questions`` object."""
+    try:
+        cfg = QuestionConfig(**questions)
+    except TypeError as exc:
+        raise Sem3RError(f"invalid {label} 'questions': {exc}") from None
+    cfg.validate()
+    return cfg
 
 
 def fit_and_export(config: TrainingRunConfig, build_model: Callable[[], nn.Module],

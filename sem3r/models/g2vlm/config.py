@@ -26,19 +26,15 @@ from sem3r.errors import Sem3RError
 CONFIG_FILES = {"text": "text_config.json", "vit": "vit_config.json", "dino": "dino_config.json"}
 
 
-def _pick(cls, doc: Mapping[str, Any], label: str, renames: Mapping[str, str] | None = None):
-    """Build dataclass ``cls`` from the keys of ``doc`` it has; missing required keys are an error."""
+def _pick(cls, doc: Mapping[str, Any], label: str):
+    """Build dataclass ``cls`` from the keys of ``doc`` it has (the files carry many more)."""
     if not isinstance(doc, Mapping):
         raise Sem3RError(f"{label} must be a JSON object")
-    renames = dict(renames or {})
-    values = {renames.get(k, k): v for k, v in doc.items()}
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {k: v for k, v in values.items() if k in known}
-    missing = [f.name for f in known.values() if f.name not in kwargs and f.default is f.default_factory is None]
+    known = {f.name for f in fields(cls)}
     try:
-        return cls(**kwargs)
+        return cls(**{k: v for k, v in doc.items() if k in known})
     except TypeError as exc:
-        raise Sem3RError(f"{label}: {exc}; missing {missing}" if missing else f"{label}: {exc}") from None
+        raise Sem3RError(f"{label}: {exc}") from None
 
 
 @dataclass
