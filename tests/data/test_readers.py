@@ -576,3 +576,22 @@ def test_read_scene_options_and_errors(tmp_path):
 def test_layout_names_are_unique_and_known():
     assert len(set(LAYOUTS)) == len(LAYOUTS)
     assert all(re.fullmatch(r"[a-z0-9_]+", name) for name in LAYOUTS)
+
+
+def test_colour_only_7scenes_names_are_an_image_folder(tmp_path):
+    """Frames named ``frame-*.color.*`` without depth maps are read as plain images, not as 7-Scenes."""
+    make_7scenes(tmp_path, n=3)
+    for depth in tmp_path.glob("*.depth.png"):
+        depth.unlink()
+    assert detect_layout(tmp_path)[0] == "image_folder"
+    scene = read_scene(tmp_path)
+    assert scene.num_views == 3 and scene.depth is None
+
+
+def test_image_folder_layout_skips_depth_maps(tmp_path):
+    """``layout='image_folder'`` on an RGB-D sequence reads the colour frames only."""
+    make_7scenes(tmp_path, n=3)
+    assert detect_layout(tmp_path)[0] == "7scenes"
+    scene = read_scene(tmp_path, layout="image_folder")
+    assert scene.num_views == 3
+    assert all(".color." in name for name in scene.image_names)

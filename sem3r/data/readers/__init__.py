@@ -93,8 +93,8 @@ def detect_layout(path: str | os.PathLike) -> tuple[str, Path]:
         raise Sem3RError(f"cannot read '{path}': not a folder and not a video ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)})")
     if (path / "scene.json").is_file():
         return "sem3r", path
-    if (path / "camera-intrinsics.txt").is_file() or any(path.glob("frame-*.color.*")):
-        return "7scenes", path
+    if any(path.glob("frame-*.depth.*")) and any(path.glob("frame-*.color.*")):
+        return "7scenes", path  # colour-only frames named like 7-Scenes are an image folder
     if (path / "color").is_dir() and (path / "pose").is_dir():
         return "scannet", path
     if (path / "rgb.txt").is_file() and (path / "depth.txt").is_file():

@@ -73,8 +73,12 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (hidden files skipped), in natural order."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    """Image files directly inside ``folder`` in natural order.
+
+    Hidden files and depth maps named like an RGB-D sequence's (``*.depth.png``, e.g. 7-Scenes) are skipped.
+    """
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+             and not p.name.startswith(".") and not p.stem.lower().endswith(".depth")]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
