@@ -212,6 +212,11 @@ def register_method(name: str, fn, config_cls, replace: bool = False) -> None:
     _METHODS.register(name, fn, config_cls, replace)
 
 
+def get_method(name: str):
+    """The registered segmentation method ``name`` (:class:`sem3r.registry.Entry`: ``fn``, ``config_cls``, ``load()``)."""
+    return _METHODS.get(name)
+
+
 def make_segment_config(method: str, config: Any = None, **options: Any) -> Any:
     """Build and validate the config of ``method`` (options override ``config``'s fields)."""
     return _METHODS.make_config(method, config, **options)
