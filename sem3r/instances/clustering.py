@@ -312,8 +312,7 @@ def cluster_scene(scene: Scene, config: ClusteringConfig | None = None, per_view
         )
     points = valid = None
     if config.use_points:
-        if scene.depth is None and scene.world_points is None:
-            raise Sem3RError("the scene has no depth or world points; reconstruct it first or pass use_points=False")
+        scene.require_dense_geometry("the scene has no depth or world points; reconstruct it first or pass use_points=False")
         points, valid = scene.points()
     fn = cluster_per_view if per_view else cluster_instance_features
     return fn(scene.instance_features, points, valid, scene.cam_from_world, config)

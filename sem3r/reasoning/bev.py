@@ -232,8 +232,7 @@ def _ceiling_height(h: np.ndarray, ground: np.ndarray, floor: float, config: BEV
 
 
 def _scene_cloud(scene: Scene, config: BEVConfig) -> PointCloud:
-    if scene.depth is None and scene.world_points is None:
-        raise Sem3RError("the scene has no geometry (depth or world points); reconstruct it before rendering a BEV")
+    scene.require_dense_geometry("the scene has no geometry (depth or world points); reconstruct it before rendering a BEV")
     return scene.fused_point_cloud(voxel_size=config.voxel_size, conf_percentile=config.conf_percentile)
 
 

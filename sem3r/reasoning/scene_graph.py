@@ -317,8 +317,7 @@ def build_scene_graph(scene: Scene, config: SceneGraphConfig | None = None) -> S
     config.validate()
     if scene.instance_masks is None:
         raise Sem3RError("the scene has no instance masks; run an instance segmentation first")
-    if scene.depth is None and scene.world_points is None:
-        raise Sem3RError("the scene has no geometry (depth or world points); reconstruct it first")
+    scene.require_dense_geometry("the scene has no geometry (depth or world points); reconstruct it first")
     up = resolve_up(scene, config.up)
     basis = ground_basis(up)
     world, valid = scene.points(config.source)

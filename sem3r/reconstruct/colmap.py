@@ -33,8 +33,12 @@ Output. Poses are in COLMAP's world frame and scale (arbitrary: ``metadata['metr
 No dense depth is computed (``depth`` is None, ``metadata['dense'] = False``): COLMAP's dense
 stereo needs CUDA; use the ``feedforward`` backend, or fuse sensor depth, for dense geometry. Dense
 fields and the instance table of the input are dropped (they belong to another frame); images,
-names and 2D masks are kept. The sparse points are not stored in the Scene; :func:`run_colmap`
-returns them.
+names and 2D masks are kept. The triangulated points are kept as the Scene's sparse point cloud
+(``sparse_points (P, 3) float32`` and ``sparse_colors (P, 3) uint8``, same frame): the PLY, GLB,
+HTML, COLMAP and nerfstudio exports use them, while the stages that need per-pixel geometry
+(segmentation, BEV, the scene graph) say that a dense backend is needed
+(:meth:`~sem3r.scene.Scene.require_dense_geometry`). :func:`run_colmap` also returns their
+reprojection errors.
 
 Determinism. ``seed`` seeds COLMAP's global random generator and every RANSAC and mapper stage.
 Feature extraction and matching give the same result for any ``num_threads``; the incremental
@@ -46,9 +50,9 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -390,7 +394,8 @@ def reconstruct_colmap(scene: Scene, config: ColmapConfig) -> Scene:
 
     Returns:
         A new Scene with COLMAP's ``intrinsics (N, 3, 3)`` and ``cam_from_world (N, 3, 4)``
-        (identity for unregistered views), no dense fields, ``metadata['registered']`` (``N``
+        (identity for unregistered views), no dense fields, ``sparse_points (P, 3)`` and
+        ``sparse_colors (P, 3)`` (COLMAP's triangulated points), ``metadata['registered']`` (``N``
         bools), ``metadata['metric'] = False``, ``metadata['dense'] = False`` and
         ``metadata['sfm']`` (cameras, counts, reprojection error; the key ``colmap`` stays the
         reader's description of an input COLMAP model).
@@ -440,4 +445,6 @@ def reconstruct_colmap(scene: Scene, config: ColmapConfig) -> Scene:
         world_points=None,
         point_conf=None,
         instances=InstanceTable(),
+        sparse_points=result.points_xyz.astype(np.float32),
+        sparse_colors=result.points_rgb,
     )

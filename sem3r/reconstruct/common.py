@@ -19,6 +19,9 @@ def derive_scene(scene: Scene, metadata: dict[str, Any], **changes: Any) -> Scen
     copies, so the result shares no mutable state with ``scene`` (a backend never modifies its
     input, and later stages may edit the result in place).
 
+    When ``cam_from_world`` changes and ``sparse_points`` is not among ``changes``, the sparse
+    points (and colours) are dropped: they are in the old cameras' frame.
+
     Args:
         scene: the input Scene.
         metadata: keys added to (or overriding) a deep copy of ``scene.metadata``.
@@ -34,6 +37,7 @@ def derive_scene(scene: Scene, metadata: dict[str, Any], **changes: Any) -> Scen
         >>> t.metadata, t.images is s.images, s.depth is None
         ({'source': 'x', 'metric': True}, False, True)
     """
+    explicit = set(changes)
     kwargs = {}
     for f in fields(Scene):
         if f.name in changes:
@@ -43,6 +47,9 @@ def derive_scene(scene: Scene, metadata: dict[str, Any], **changes: Any) -> Scen
             kwargs[f.name] = value.copy() if isinstance(value, np.ndarray) else copy.deepcopy(value)
     if changes:
         raise TypeError(f"Scene has no field(s) {', '.join(sorted(changes))}")
+    moved = not np.array_equal(kwargs["cam_from_world"], scene.cam_from_world)
+    if moved and kwargs["sparse_points"] is not None and "sparse_points" not in explicit:
+        kwargs["sparse_points"] = kwargs["sparse_colors"] = None  # they belong to the old cameras' frame
     kwargs["metadata"].update(copy.deepcopy(metadata))
     return Scene(**kwargs)
 

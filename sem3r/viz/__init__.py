@@ -1,4 +1,5 @@
-"""Export and viewing: PLY and GLB files, a standalone offline HTML viewer, PCA feature images.
+"""Export and viewing: PLY and GLB files, a standalone offline HTML viewer, PCA feature images,
+COLMAP and nerfstudio training datasets.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -16,19 +17,25 @@ Example:
 
 from sem3r.viz.colors import UNLABELLED_COLOR, cloud_colors, instance_colors, label_palette, semantic_colors
 from sem3r.viz.common import default_frustum_depth, frustum_segments, frustum_vertices, viewer_frame
+from sem3r.viz.colmap_export import ColmapExportConfig, export_colmap
 from sem3r.viz.export import export_scene
 from sem3r.viz.glb import export_glb
 from sem3r.viz.html import export_html, viewer_payload
+from sem3r.viz.nerfstudio_export import NerfstudioExportConfig, export_nerfstudio
 from sem3r.viz.pca import PCAColorMap, pca_colors
 from sem3r.viz.ply import export_ply, read_ply
 
 __all__ = [
     "UNLABELLED_COLOR",
+    "ColmapExportConfig",
+    "NerfstudioExportConfig",
     "PCAColorMap",
     "cloud_colors",
     "default_frustum_depth",
+    "export_colmap",
     "export_glb",
     "export_html",
+    "export_nerfstudio",
     "export_ply",
     "export_scene",
     "frustum_segments",
