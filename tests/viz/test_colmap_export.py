@@ -109,6 +109,8 @@ def test_sparse_only_scene_exports_ply_and_colmap(tmp_path, synth):
     back = read_colmap(tmp_path / "colmap" / "sparse" / "0")
     np.testing.assert_allclose(back.cam_from_world, scene.cam_from_world, atol=1e-9)
     np.testing.assert_allclose(back.intrinsics, scene.intrinsics, atol=1e-9)
+    np.testing.assert_allclose(back.sparse_points, scene.sparse_points, atol=1e-6)  # the reader keeps the points
+    assert np.array_equal(back.sparse_colors, scene.sparse_colors)
 
 
 def test_camera_model_of_a_colmap_scene_is_kept(tmp_path, synth):

@@ -533,9 +533,10 @@ def read_colmap(
     camera has non-zero distortion the images are the distorted originals and
     ``metadata['undistorted']`` is ``False`` (run COLMAP's ``image_undistorter`` and read its
     output for exact pinhole geometry). Camera models, sizes and parameters are kept in
-    ``metadata['colmap']``. The sparse points are not put into the Scene; read them with
-    :func:`read_colmap_model` (``metadata['colmap']['model_dir']``). COLMAP's scale is arbitrary, so
-    ``metadata['metric']`` is ``False``.
+    ``metadata['colmap']``. The model's 3D points become the Scene's ``sparse_points (P, 3)`` and
+    ``sparse_colors (P, 3)`` (their tracks and errors stay in the model: :func:`read_colmap_model`,
+    ``metadata['colmap']['model_dir']``). COLMAP's scale is arbitrary, so ``metadata['metric']`` is
+    ``False``.
 
     Args:
         model_dir: the sparse model folder (e.g. ``project/sparse/0``).
@@ -592,6 +593,8 @@ def read_colmap(
         intrinsics=intrinsics,
         cam_from_world=np.stack([im.cam_from_world() for im in views]),
         image_names=[im.name for im in views],
+        sparse_points=model.xyz if model.num_points else None,
+        sparse_colors=model.rgb if model.num_points else None,
         metadata={
             "source": "colmap",
             "source_path": str(folder),
