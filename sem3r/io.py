@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -84,9 +85,8 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], com
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(f"array '{name}' has dtype object; npz files are written without pickle")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
     return Path(path)
 
 
@@ -101,3 +101,78 @@ def read_json(path: str | os.PathLike) -> Any:
         raise Sem3RError(f"'{path}' does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Sem3RError(f"'{path}' is not valid JSON: {exc}") from None
+
+
+def _probe_writable(directory: Path, target: Path, what: str) -> None:
+    """Create and remove one temporary file in the existing folder ``directory`` (the place ``target`` goes)."""
+    from sem3r.errors import Sem3RError
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sem3r-probe-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise Sem3RError(f"cannot write {what} '{target}': '{directory}' is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_writable_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
+    """Check that ``path`` is, or can be created as, a folder this process can write files into.
+
+    Nothing permanent is created: a missing folder is not made, only its nearest existing ancestor is
+    probed with one temporary file that is removed at once. Commands call this before any long work
+    so that a bad ``--out`` fails in a second and leaves every existing file untouched.
+
+    Args:
+        path: the folder a command will write into.
+        what: how the message names it, e.g. ``"the Scene folder"``.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        Sem3RError: ``path`` (or a folder above it) is a file, or the place is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> check_writable_dir(os.path.join(tempfile.mkdtemp(), "new", "folder")).name
+        'folder'
+    """
+    from sem3r.errors import Sem3RError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise Sem3RError(f"cannot write {what} '{path}': it is a file, not a folder")
+    _check_folder(path, path, what)
+    return path
+
+
+def _check_folder(folder: Path, target: Path, what: str) -> None:
+    """``folder`` (where ``target`` goes) exists and is writable, or can be created under a writable folder."""
+    from sem3r.errors import Sem3RError
+
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise Sem3RError(f"cannot write {what} '{target}': '{existing}' is a file, not a folder")
+    _probe_writable(existing, target, what)
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "the file") -> Path:
+    """Check that the file ``path`` can be written (atomically, see :func:`atomic_path`) without creating it.
+
+    Raises:
+        Sem3RError: ``path`` is a folder, a folder above it is a file, or the place is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> check_writable_file(os.path.join(tempfile.mkdtemp(), "metrics.json")).name
+        'metrics.json'
+    """
+    from sem3r.errors import Sem3RError
+
+    path = Path(path)
+    if path.is_dir():
+        raise Sem3RError(f"cannot write {what} '{path}': it is a folder, not a file")
+    _check_folder(path.parent, path, what)
+    return path

@@ -8,7 +8,6 @@ that counts and names the first missing, unexpected and wrongly shaped keys.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -33,31 +32,56 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike) -> Path:
                 return path / name
         raise Sem3RError(f"no checkpoint in '{path}' (looked for {', '.join(CHECKPOINT_FILES)})")
     hub_id = str(path_or_hub_id)
-    if path.suffix in (".pt", ".pth", ".safetensors", ".bin") or hub_id.count("/") != 1:
+    from sem3r.hub import hub_file, looks_like_hub_id
+
+    if path.suffix in (".pt", ".pth", ".safetensors", ".bin") or not looks_like_hub_id(hub_id):
         raise Sem3RError(f"checkpoint '{hub_id}' does not exist")
+    return hub_file(hub_id, CHECKPOINT_FILES, what="the checkpoint", use="pass a local checkpoint path with --checkpoint")
+
+
+def read_json_object(path: str | os.PathLike, label: str = "model config") -> dict:
+    """Parse the JSON file ``path`` that must hold one object (e.g. a checkpoint's ``config.json``).
+
+    Raises:
+        Sem3RError: missing file, invalid JSON or not an object, naming ``path``.
+    """
+    from sem3r.io import read_json
+
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise Sem3RError(f"'{path}' must hold a JSON object ({label}), not {type(doc).__name__}")
+    return doc
+
+
+def config_from_dict(config_class: type, doc: dict, source: str | os.PathLike, label: str = "model config"):
+    """Build the dataclass ``config_class`` from the JSON object ``doc`` read from ``source``.
+
+    JSON lists become tuples (the model configs' sequence fields are tuples). Keys that are not
+    fields of ``config_class`` are an error, as is a value the class rejects.
+
+    Raises:
+        Sem3RError: unknown keys or rejected values, naming ``source``.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     depth: int = 2
+        ...     sizes: tuple = (1, 2)
+        >>> config_from_dict(C, {"depth": 3, "sizes": [4]}, "config.json")
+        C(depth=3, sizes=(4,))
+    """
+    from dataclasses import fields
+
+    known = sorted(f.name for f in fields(config_class) if f.init)
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise Sem3RError(f"'{source}' has unknown {label} keys {unknown} (known: {', '.join(known)})")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
     try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise Sem3RError(
-            f"'{hub_id}' is not a local file and huggingface_hub is not installed; pass a local checkpoint path"
-        ) from None
-    errors = []
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)  # the client logs every failed retry; our error says it once
-    try:
-        for name in CHECKPOINT_FILES:
-            try:
-                return Path(hf_hub_download(repo_id=hub_id, filename=name, etag_timeout=5))
-            except Exception as exc:  # network, authentication or missing-file errors of the hub client
-                errors.append(f"{name}: {type(exc).__name__}")
-                if type(exc).__name__ == "LocalEntryNotFoundError":  # offline and not cached: other names fail alike
-                    break
-    finally:
-        hub_logger.setLevel(level)
-    raise Sem3RError(
-        f"could not download '{hub_id}' from the hub ({'; '.join(errors)}); without network access pass a local checkpoint path"
-    )
+        return config_class(**kwargs)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise Sem3RError(f"'{source}' is not a valid {label}: {' '.join(str(exc).split())[:200]}") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
@@ -78,7 +102,7 @@ def read_state_dict(path: str | os.PathLike) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except ImportError:
         raise Sem3RError(f"reading '{path.name}' needs safetensors: pip install safetensors") from None
-    except Exception as exc:  # corrupt or foreign files raise many different types
+    except Exception as exc:  # noqa: BLE001 (corrupt or foreign files raise many different types)
         raise Sem3RError(f"cannot read checkpoint '{path}': {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]

@@ -27,7 +27,6 @@ missing entry means ``"vggt"``, so older folders keep loading).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,9 @@ from sem3r.errors import Sem3RError
 from sem3r.geometry.camera import unproject_depth
 from sem3r.io import atomic_path, write_json_atomic
 from sem3r.reconstruct.checkpoint import (
+    config_from_dict,
     load_state_dict_strict,
+    read_json_object,
     read_state_dict,
     resolve_checkpoint,
 )
@@ -128,22 +129,21 @@ class Sem3RGeometry:
         if model_type is not None and model_type not in MODEL_TYPES:
             raise Sem3RError(f"unknown model_type '{model_type}' (expected one of {', '.join(MODEL_TYPES)})")
         path = resolve_checkpoint(path_or_hub_id)
+        config_file = path.parent / CONFIG_FILE
+        if model_config is None and config_file.is_file():  # the small config is checked before the weights are read
+            fields = read_json_object(config_file)
+            saved_type = fields.pop("model_type", "vggt")
+            if saved_type not in MODEL_TYPES or model_type not in (None, saved_type):
+                raise Sem3RError(
+                    f"'{config_file}' has model_type '{saved_type}'"
+                    + (f", not '{model_type}'" if saved_type in MODEL_TYPES else " (unknown)")
+                )
+            model_type = saved_type
+            model_config = config_from_dict(IGGTConfig if model_type == "iggt" else VGGTConfig, fields, config_file)
         state = read_state_dict(path)
         if model_config is None:
-            config_file = path.parent / CONFIG_FILE
-            fields = json.loads(config_file.read_text()) if config_file.is_file() else None
-            if fields is not None:
-                saved_type = fields.pop("model_type", "vggt")
-                if saved_type not in MODEL_TYPES or model_type not in (None, saved_type):
-                    raise Sem3RError(
-                        f"'{config_file}' has model_type '{saved_type}'"
-                        + (f", not '{model_type}'" if saved_type in MODEL_TYPES else " (unknown)")
-                    )
-                model_type = saved_type
-            elif model_type is None:
-                model_type = checkpoint_model_type(state)
-            config_class = IGGTConfig if model_type == "iggt" else VGGTConfig
-            model_config = config_class(**_tuples(fields)) if fields is not None else config_class()
+            model_type = model_type or checkpoint_model_type(state)
+            model_config = IGGTConfig() if model_type == "iggt" else VGGTConfig()
         config_type = "iggt" if isinstance(model_config, IGGTConfig) else "vggt"
         if model_type is not None and model_type != config_type:
             raise Sem3RError(f"model_type '{model_type}' contradicts the {type(model_config).__name__} given")
@@ -333,11 +333,6 @@ def checkpoint_model_type(state: dict) -> str:
         'iggt'
     """
     return "iggt" if any(k.startswith("part_head.") for k in state) else "vggt"
-
-
-def _tuples(config: dict) -> dict:
-    """JSON lists back to the tuples of a model config."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
 
 
 def reconstruct_feedforward(scene: Scene, config: FeedforwardConfig, geometry: Sem3RGeometry | None = None) -> Scene:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sem3r.errors import Sem3RError, require
+from sem3r.errors import Sem3RError
 from sem3r.reconstruct.checkpoint import load_state_dict_strict, read_state_dict
 from sem3r.scene import Scene
 
@@ -112,26 +111,9 @@ def resolve_g2vlm_folder(path_or_hub_id: str | os.PathLike) -> Path:
     looks_local = text.startswith((".", "/", "~")) or "\\" in text
     if looks_local or text.count("/") != 1 or not all(text.split("/")):
         raise Sem3RError(f"G2VLM checkpoint folder '{text}' does not exist")
-    hub = require("huggingface_hub", "hub", f"downloading the G2VLM checkpoint '{text}'")
-    constants = getattr(hub, "constants", None)
-    offline = bool(getattr(constants, "HF_HUB_OFFLINE", False)) or os.environ.get("HF_HUB_OFFLINE", "").upper() in (
-        "1", "ON", "YES", "TRUE")
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)  # the client logs each failure; our error says it once
-    try:
-        return Path(hub.snapshot_download(repo_id=text, allow_patterns=list(HUB_PATTERNS), local_files_only=offline,
-                                          etag_timeout=5))
-    except Exception as exc:  # noqa: BLE001 (network, authentication, missing-repository errors of the hub client)
-        kind = type(exc).__name__
-        if kind == "LocalEntryNotFoundError" or offline:
-            why = "offline (HF_HUB_OFFLINE is set)" if offline else "the hub cannot be reached"
-            raise Sem3RError(f"cannot fetch the G2VLM checkpoint '{text}': {why} and it is not in the local hub cache; "
-                             "pass a local checkpoint folder") from None
-        detail = " ".join(str(exc).split())[:160]
-        raise Sem3RError(f"cannot fetch the G2VLM checkpoint '{text}' from the hub: {kind}: {detail}") from None
-    finally:
-        hub_logger.setLevel(level)
+    from sem3r.hub import hub_snapshot
+
+    return hub_snapshot(text, list(HUB_PATTERNS), what="the G2VLM checkpoint", use="pass a local checkpoint folder")
 
 
 def g2vlm_weight_files(folder: str | os.PathLike) -> list[Path]:

@@ -20,6 +20,8 @@ from sem3r.semantics.point_inputs import PointInputsConfig
 
 MODEL_FILE = "model.safetensors"
 MODEL_CONFIG_FILE = "config.json"
+CONFIG_KEYS = ("model", "inputs", "text_encoder", "text_dim", "vocabulary")
+"""Keys of ``config.json`` besides ``model_type``, all required."""
 
 
 def save_segmenter(directory: str | Path, model: Segmenter3D, inputs: PointInputsConfig, text_encoder: str,
@@ -70,14 +72,36 @@ def load_segmenter(directory: str | Path) -> TrainedSegmenter:
         directory = directory / "model"
     if not (directory / MODEL_CONFIG_FILE).is_file() or not (directory / MODEL_FILE).is_file():
         raise Sem3RError(f"'{directory}' holds no trained segmenter (expected {MODEL_CONFIG_FILE} and {MODEL_FILE})")
-    doc = read_json(directory / MODEL_CONFIG_FILE)
+    config_path = directory / MODEL_CONFIG_FILE
+    doc = read_json(config_path)
     if not isinstance(doc, dict) or doc.get("model_type") != "segmenter3d":
-        raise Sem3RError(f"'{directory / MODEL_CONFIG_FILE}' is not a segmenter3d config")
-    model = Segmenter3D(Segmenter3DConfig.from_dict(doc["model"]))
+        raise Sem3RError(f"'{config_path}' is not a segmenter3d config")
+    unknown = sorted(set(doc) - set(CONFIG_KEYS) - {"model_type"})
+    missing = [key for key in CONFIG_KEYS if key not in doc]
+    if unknown or missing:
+        what = [f"unknown keys {unknown}"] * bool(unknown) + [f"missing keys {missing}"] * bool(missing)
+        raise Sem3RError(f"'{config_path}' is not a valid segmenter3d config: {'; '.join(what)}")
     try:
-        model.load_state_dict(load_file(str(directory / MODEL_FILE)))
+        model_config = Segmenter3DConfig.from_dict(doc["model"])
+        inputs = PointInputsConfig.from_dict(doc["inputs"])
+        text_encoder, text_dim = str(doc["text_encoder"]), int(doc["text_dim"])
+        if not isinstance(doc["vocabulary"], list):
+            raise Sem3RError(f"'vocabulary' must be a list, not {type(doc['vocabulary']).__name__}")
+        vocabulary = [str(name) for name in doc["vocabulary"]]
+    except Sem3RError as exc:
+        raise Sem3RError(f"'{config_path}': {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise Sem3RError(f"'{config_path}' is not a valid segmenter3d config: {exc}") from None
+    model = Segmenter3D(model_config)
+    weights = directory / MODEL_FILE
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 (truncated or foreign files: SafetensorError, OSError, ...)
+        raise Sem3RError(f"cannot read the segmenter weights '{weights}' (truncated or not safetensors): "
+                         f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}") from None
+    try:
+        model.load_state_dict(state)
     except (RuntimeError, OSError) as exc:
-        raise Sem3RError(f"cannot load the segmenter weights in '{directory}': {str(exc).splitlines()[0]}") from None
+        raise Sem3RError(f"the segmenter weights '{weights}' do not match '{config_path}': {str(exc).splitlines()[0]}") from None
     model.eval()
-    inputs = PointInputsConfig.from_dict(doc["inputs"])
-    return TrainedSegmenter(model, inputs, str(doc["text_encoder"]), int(doc["text_dim"]), list(doc["vocabulary"]))
+    return TrainedSegmenter(model, inputs, text_encoder, text_dim, vocabulary)

@@ -254,6 +254,9 @@ class TransformersTextEncoder:
             raise Sem3RError(f"text encoder model directory '{name}' does not exist")
         if Path(name).expanduser().is_dir():
             name = str(Path(name).expanduser())
+        from sem3r.hub import resolve_pretrained
+
+        name = resolve_pretrained(name, what="the text encoder", use="pass a local model folder")
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(name)
             self.model = transformers.AutoModel.from_pretrained(name).to(config.device).eval()

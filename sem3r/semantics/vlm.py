@@ -167,12 +167,16 @@ class CLIPImageEncoder:
         config.validate()
         self.config = config
         transformers = require("transformers", "vlm", "CLIP/SigLIP image encoders")
-        self.text = TransformersTextEncoder(config.model, device, prompt_template="{}", batch_size=batch_size)
+        from sem3r.hub import resolve_pretrained
+
+        # a hub id without network becomes its cached folder, or fails here in a second
+        source = resolve_pretrained(config.model, what="the image encoder", use="pass a local model folder with --vlm")
+        self.text = TransformersTextEncoder(source, device, prompt_template="{}", batch_size=batch_size)
         self.model = self.text.model
         self.is_siglip = self.text.is_siglip
         if not hasattr(self.model, "get_image_features"):
             raise Sem3RError(f"model '{config.model}' ({type(self.model).__name__}) has no image tower (get_image_features)")
-        name = config.model
+        name = source
         if Path(name).expanduser().is_dir():
             name = str(Path(name).expanduser())
         try:
