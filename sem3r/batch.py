@@ -194,19 +194,16 @@ def run_batch(sources: Sequence[str | Path], out: str | Path, config: BatchConfi
     missing = [str(s) for s in sources if not s.exists()]
     if missing:
         raise Sem3RError(f"{len(missing)} input(s) do not exist, e.g. '{missing[0]}'")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise Sem3RError(f"--out '{out}' is a file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise Sem3RError(f"cannot create --out '{out}': {exc.strerror or exc}") from None
+    from sem3r.io import check_writable_dir
+
+    out = check_writable_dir(out, "the batch folder --out")
     ray = None
     if config.ray:
         from sem3r.errors import require
 
         ray = require("ray", "ray", "sem3r batch --ray")
 
+    out.mkdir(parents=True, exist_ok=True)
     names = scene_names(sources)
     rows: dict[str, SceneResult] = {}
     todo = []

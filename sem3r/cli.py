@@ -14,8 +14,35 @@ import tyro
 from sem3r.errors import Sem3RError
 
 Positional = tyro.conf.Positional
+Options = Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="KEY=VALUE")]
+"""A repeatable ``KEY=VALUE`` option: a field of a stage's config, typed by the field."""
 SourceOptions = Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="KEY=VALUE")]
 """A repeatable ``--source-option KEY=VALUE``: a field of the 2D mask source's config."""
+
+
+def _check_device(device: str) -> None:
+    """``--device``: auto, cpu, cuda or cuda:N, and CUDA only where it is available (checked before any input is read).
+
+    Only a CUDA device imports torch here, so a bad option fails at once.
+    """
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise Sem3RError(f"unknown device '{device}' (expected auto, cpu, cuda or cuda:N)")
+    if device.startswith("cuda"):
+        from sem3r.reconstruct.g2vlm import resolve_device
+
+        resolve_device(device)
+
+
+def _check_count(option: str, value: int | None, minimum: int = 1, multiple: int | None = None) -> None:
+    """``value`` of ``option`` is at least ``minimum`` (and a multiple of ``multiple``); ``None`` passes."""
+    if value is None:
+        return
+    if value < minimum:
+        raise Sem3RError(f"{option} must be at least {minimum}, got {value}")
+    if multiple is not None and value % multiple:
+        raise Sem3RError(f"{option} must be a multiple of {multiple} (the patch size), got {value}")
 
 
 def _mask_source_options(source: str, items: tuple[str, ...] = (), sam_model: str | None = None) -> dict:
@@ -67,9 +94,13 @@ def synth(
             truth stays exact) or none (perfect renders, +z up).
     """
     from sem3r.data.synthetic import SynthConfig, write_dataset
+    from sem3r.io import check_writable_dir
 
     if scenes < 1 or views < 1:
         raise Sem3RError(f"--scenes and --views must be at least 1, got {scenes} and {views}")
+    _check_count("--height", height)
+    _check_count("--width", width)
+    check_writable_dir(out, "the dataset folder")
     config = SynthConfig(seed=seed, num_views=views, height=height, width=width, camera_path=camera_path, sensor=sensor)
     manifest = write_dataset(out, scenes, config, resume=resume)
     print(f"wrote {scenes} scenes to {out} (manifest: {manifest})")
@@ -98,7 +129,15 @@ def demo(
             its instance features instead of lifting a classical 2D over-segmentation.
     """
     from sem3r.demo import DemoConfig, run_demo
+    from sem3r.io import check_writable_dir
 
+    for option, value in (("--views", views), ("--height", height), ("--width", width)):
+        _check_count(option, value)
+    check_writable_dir(out, "the demo folder")
+    if checkpoint is not None:  # a bad path or an unreachable hub id fails before the scene is generated
+        from sem3r.reconstruct.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(checkpoint)
     result = run_demo(DemoConfig(out=out, seed=seed, num_views=views, height=height, width=width, checkpoint=checkpoint))
     print(result.summary())
 
@@ -122,12 +161,158 @@ def import_(
         resize: H W to resize every image to (image folders and COLMAP models of mixed sizes).
     """
     from sem3r.data.readers import detect_layout, frame_options, read_scene
+    from sem3r.io import check_writable_dir
 
+    _check_count("--stride", stride)
+    _check_count("--max-frames", max_frames)
+    check_writable_dir(out, "the Scene folder")
     kind = layout if layout != "auto" else detect_layout(source)[0]
     options = frame_options(kind, stride, max_frames) | ({"resize": resize} if resize is not None else {})
     scene = read_scene(source, layout=kind, **options)
     scene.save(out)
     print(f"read {scene.num_views} views ({scene.height}x{scene.width}, source: {scene.metadata.get('source')}) -> {out}")
+
+
+def run(
+    input: Positional[Path],
+    out: Path,
+    layout: str = "auto",
+    max_frames: int | None = None,
+    geometry: str = "auto",
+    checkpoint: str | None = None,
+    geometry_option: Options = (),
+    instances: str = "auto",
+    instances_option: Options = (),
+    classes: str | None = None,
+    vlm: str | None = None,
+    up: str | None = None,
+    formats: tuple[str, ...] = ("ply", "glb", "html"),
+    voxel_size: float = 0.01,
+    question: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = (),
+    questions: Path | None = None,
+    device: str = "auto",
+) -> None:
+    """Photos, a video or an RGB-D sequence to a labelled, queryable scene in one command.
+
+    Stages: input (any layout `sem3r import` reads), geometry (auto: rgbd when the input has sensor
+    depth and poses, feedforward with --checkpoint, else colmap), instances (floor, walls and ceiling
+    as structure plus objects, on dense geometry), labels (with --vlm and --classes), export (PLY,
+    GLB, HTML viewer, ...), questions (--question / --questions into answers.jsonl) and report.md
+    with the stages chosen and their times. OUT/scene is the final Scene for `sem3r ask`. A failed
+    stage names itself and keeps what earlier stages wrote; the same command again resumes.
+
+    Args:
+        input: a folder of photos, a video, or a dataset / Scene folder (7-Scenes, ScanNet, TUM, COLMAP).
+        out: output folder.
+        layout: input layout, auto-detected by default (image_folder, video, 7scenes, scannet, tum, colmap, sem3r).
+        max_frames: use at most this many frames, spread evenly.
+        geometry: auto, rgbd, feedforward, g2vlm, colmap, oracle or a registered backend.
+        checkpoint: feedforward / g2vlm geometry checkpoint (local path or hub id).
+        geometry_option: set a field of the geometry backend's config, e.g. max_depth=4.0 (rgbd).
+        instances: auto (combined on dense geometry), none, combined, geometric, lift, iggt, perview.
+        instances_option: set a field of the segmentation method's config, e.g. source=sam.
+        classes: comma-separated class names the --vlm labels the instances with.
+        vlm: CLIP/SigLIP model folder or hub id.
+        up: world up as x,y,z (or +z, -y, ...) instead of the floor plane's normal.
+        formats: export formats (ply, glb, html, ...).
+        voxel_size: voxel size in metres of the exported point cloud.
+        question: a question to answer at the end (repeatable).
+        questions: a text file with one question per line.
+        device: auto, cpu or cuda.
+    """
+    from sem3r.pipeline import format_answer, run_pipeline
+
+    config = _run_config(layout, max_frames, geometry, checkpoint, geometry_option, instances, instances_option,
+                         classes, vlm, up, formats, voxel_size, question, questions, device)
+    result = run_pipeline(input, out, config)
+    print(result.summary())
+    for answer in result.answers:
+        print(f"Q: {answer['question']}\nA: {format_answer(answer)}")
+
+
+def _run_config(layout, max_frames, geometry, checkpoint, geometry_option, instances, instances_option, classes, vlm,
+                up, formats, voxel_size, question, questions, device):
+    """The :class:`sem3r.pipeline.RunConfig` of ``sem3r run`` / ``sem3r batch`` options."""
+    from sem3r.pipeline import RunConfig
+
+    _check_device(device)
+    asked = list(question)
+    if questions is not None:
+        try:
+            asked += [line.strip() for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise Sem3RError(f"cannot read --questions '{questions}': {exc}") from None
+    return RunConfig(
+        layout=layout, max_frames=max_frames, geometry=geometry, checkpoint=checkpoint,
+        geometry_options=tuple(geometry_option), instances=instances, instances_options=tuple(instances_option),
+        classes=tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else (), vlm=vlm, up=up,
+        formats=tuple(formats), voxel_size=voxel_size, questions=tuple(asked), device=device,
+    )
+
+
+def batch(
+    scenes: Positional[tuple[Path, ...]] = (),
+    out: Path = Path("sem3r-batch"),
+    manifest: Path | None = None,
+    workers: int = 1,
+    ray: bool = False,
+    ray_address: str | None = None,
+    layout: str = "auto",
+    max_frames: int | None = None,
+    geometry: str = "auto",
+    checkpoint: str | None = None,
+    geometry_option: Options = (),
+    instances: str = "auto",
+    instances_option: Options = (),
+    classes: str | None = None,
+    vlm: str | None = None,
+    up: str | None = None,
+    formats: tuple[str, ...] = ("ply", "glb", "html"),
+    voxel_size: float = 0.01,
+    question: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = (),
+    questions: Path | None = None,
+    device: str = "auto",
+) -> None:
+    """Run `sem3r run` over many scenes: a local process pool, or Ray with --ray.
+
+    Each scene goes to OUT/<name>/; a failed scene is recorded and the others go on; scenes that
+    finished in an earlier batch are skipped (re-running resumes); the summary table is printed
+    and written to OUT/batch.md and OUT/batch.json. The stage options are those of `sem3r run`.
+
+    Args:
+        scenes: input paths (frames folders, videos, dataset or Scene folders).
+        out: output folder.
+        manifest: a file listing the inputs (one path per line, a JSON list, or a sem3r synth manifest.json).
+        workers: local worker processes.
+        ray: run the scenes as Ray tasks (needs the [ray] extra); a local Ray instance unless --ray-address.
+        ray_address: address of a running Ray cluster, e.g. ray://head:10001 or auto.
+        layout: input layout of every scene, auto-detected by default.
+        max_frames: use at most this many frames per scene.
+        geometry: auto, rgbd, feedforward, g2vlm, colmap, oracle or a registered backend.
+        checkpoint: feedforward / g2vlm geometry checkpoint.
+        geometry_option: set a field of the geometry backend's config.
+        instances: auto, none, combined, geometric, lift, iggt, perview.
+        instances_option: set a field of the segmentation method's config.
+        classes: comma-separated class names for --vlm.
+        vlm: CLIP/SigLIP model folder or hub id.
+        up: world up as x,y,z instead of the floor plane's normal.
+        formats: export formats.
+        voxel_size: voxel size in metres of the exported point cloud.
+        question: a question to answer for every scene (repeatable).
+        questions: a text file with one question per line.
+        device: auto, cpu or cuda.
+    """
+    from sem3r.batch import BatchConfig, format_batch_table, read_manifest, run_batch
+
+    run_config = _run_config(layout, max_frames, geometry, checkpoint, geometry_option, instances, instances_option,
+                             classes, vlm, up, formats, voxel_size, question, questions, device)
+    sources = list(scenes) + (read_manifest(manifest) if manifest is not None else [])
+    rows = run_batch(sources, out, BatchConfig(run=run_config, workers=workers, ray=ray, ray_address=ray_address))
+    print(format_batch_table(rows))
+    print(f"summary: {out / 'batch.md'}")
+    failed = [r for r in rows if r.status == "failed"]
+    if failed:
+        raise Sem3RError(f"{len(failed)} of {len(rows)} scenes failed, first: {failed[0].name}: {failed[0].error}")
 
 
 def reconstruct(
@@ -168,12 +353,18 @@ def reconstruct(
         max_frames: use at most this many frames, spread evenly.
         device: feedforward / g2vlm: auto, cpu or cuda.
     """
-    from sem3r.data.readers import detect_layout, frame_options, read_scene
-    from sem3r.data.readers.common import even_indices, image_size, list_images
+    from sem3r.io import check_writable_dir
     from sem3r.reconstruct import reconstruct as run_backend
     from sem3r.reconstruct.feedforward import FeedforwardConfig, reconstruct_image_files
     from sem3r.reconstruct.preprocess import PreprocessConfig
 
+    _check_count("--resolution", resolution, 14, multiple=14)
+    _check_count("--max-frames", max_frames)
+    if conf_percentile is not None and not 0 <= conf_percentile <= 100:
+        raise Sem3RError(f"--conf-percentile must be between 0 and 100, got {conf_percentile}")
+    if backend in ("feedforward", "g2vlm"):
+        _check_device(device)
+    check_writable_dir(out, "the Scene folder")
     options = {}
     if backend == "feedforward":
         options["config"] = FeedforwardConfig(
@@ -183,6 +374,9 @@ def reconstruct(
             conf_percentile=conf_percentile,
             device=device,
         )
+        from sem3r.reconstruct.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(options["config"].checkpoint)  # a bad checkpoint fails before the images are read
     elif backend == "g2vlm":
         from sem3r.reconstruct.g2vlm import G2VLMReconstructConfig
 
@@ -193,6 +387,10 @@ def reconstruct(
         from sem3r.reconstruct.g2vlm import resolve_g2vlm_folder
 
         G2VLMConfig.from_folder(resolve_g2vlm_folder(options["config"].checkpoint))
+    # the readers import torch: only after the cheap checks above
+    from sem3r.data.readers import detect_layout, frame_options, read_scene
+    from sem3r.data.readers.common import even_indices, image_size, list_images
+
     kind = layout if layout != "auto" else detect_layout(images)[0]
     if backend == "feedforward" and kind == "image_folder":
         files = list_images(images)
@@ -212,13 +410,20 @@ def reconstruct(
 def export(
     scene_dir: Positional[Path],
     out: Path | None = None,
-    formats: tuple[Literal["ply", "glb", "html"], ...] = ("ply", "glb", "html"),
+    formats: tuple[Literal["ply", "glb", "html", "colmap", "nerfstudio"], ...] = ("ply", "glb", "html"),
     color_by: Literal["rgb", "instance", "semantic"] = "rgb",
     voxel_size: float | None = 0.01,
     conf_percentile: float | None = None,
     max_points: int = 200_000,
+    colmap_text: bool = False,
 ) -> None:
-    """Export a Scene as a labelled PLY point cloud, a GLB with camera frusta and/or an offline HTML viewer.
+    """Export a Scene as a labelled PLY point cloud, a GLB with camera frusta, an offline HTML viewer and/or training datasets.
+
+    colmap writes OUT/colmap (images/ and sparse/0/*.bin, the layout Gaussian splatting and
+    nerfstudio's colmap dataparser read); nerfstudio writes OUT/nerfstudio (transforms.json,
+    images/, depths/ in millimetres when the scene has depth, sparse_pc.ply). Both start from the
+    scene's sparse points when it has them (colmap backend), else from its fused dense cloud.
+    Views COLMAP did not register are skipped and counted.
 
     Args:
         scene_dir: a Scene folder (written by sem3r demo, import, synth, ...).
@@ -227,11 +432,19 @@ def export(
         color_by: colouring of the GLB point cloud.
         voxel_size: voxel downsampling in metres (none to keep every pixel).
         conf_percentile: drop the lowest P percent of points by confidence.
-        max_points: points embedded in the HTML viewer.
+        max_points: points embedded in the HTML viewer, and dense points in the colmap/nerfstudio datasets.
+        colmap_text: also write the COLMAP model as text files (OUT/colmap/sparse_text/0).
     """
+    from sem3r.io import check_writable_dir
     from sem3r.scene import Scene
     from sem3r.viz import export_scene
 
+    _check_count("--max-points", max_points)
+    if voxel_size is not None and not voxel_size > 0:
+        raise Sem3RError(f"--voxel-size must be positive (or none), got {voxel_size}")
+    if conf_percentile is not None and not 0 <= conf_percentile <= 100:
+        raise Sem3RError(f"--conf-percentile must be between 0 and 100, got {conf_percentile}")
+    check_writable_dir(out or scene_dir, "the export folder")
     scene = Scene.load(scene_dir)
     written = export_scene(
         scene,
@@ -241,6 +454,8 @@ def export(
         voxel_size=voxel_size,
         conf_percentile=conf_percentile,
         max_points=max_points,
+        colmap_text=colmap_text,
+        report=lambda line: print(f"dataset {line}"),
     )
     for path in written:
         print(f"wrote {path}")
@@ -265,9 +480,11 @@ def eval_(
     """
     from sem3r.data.synthetic import load_ground_truth
     from sem3r.eval import evaluate_scene, format_metrics_table
-    from sem3r.io import write_json_atomic
+    from sem3r.io import check_writable_file, write_json_atomic
     from sem3r.scene import Scene
 
+    if out is not None:
+        check_writable_file(out, "the metrics file")
     pred_scene, gt_scene = Scene.load(pred), Scene.load(gt)
     gt_cloud = load_ground_truth(gt).cloud if (gt / "ground_truth.npz").is_file() else None
     metrics = evaluate_scene(pred_scene, gt_scene, gt_cloud)
@@ -307,6 +524,7 @@ def train(what: Positional[Literal["geometry", "iggt", "segmenter3d", "g2vlm", "
         config: JSON file; see sem3r.training.geometry, sem3r.training.iggt,
             sem3r.training.segmenter3d, sem3r.training.g2vlm and sem3r.training.ross3d for the fields.
     """
+    config = _read_training_config(what, config)
     if what in ("segmenter3d", "g2vlm", "ross3d"):
         if what == "g2vlm":
             from sem3r.training.g2vlm import train_g2vlm as fn
@@ -320,6 +538,31 @@ def train(what: Positional[Literal["geometry", "iggt", "segmenter3d", "g2vlm", "
 
     last = (train_iggt if what == "iggt" else train_geometry)(config)
     print(f"last checkpoint: {last}; model: {last.parent.parent / 'model'}")
+
+
+def _read_training_config(what: str, path: Path):
+    """The training config of ``what`` read from ``path``, its ``train.out_dir`` checked writable.
+
+    Raises:
+        Sem3RError: invalid JSON, unknown or invalid fields (one line naming ``path``), or an output
+            folder that cannot be written.
+    """
+    import importlib
+
+    from sem3r.io import check_writable_dir
+
+    module, name = {"geometry": ("geometry", "GeometryTrainingConfig"), "iggt": ("iggt", "IGGTTrainingConfig"),
+                    "segmenter3d": ("segmenter3d", "Segmenter3DTrainingConfig"),
+                    "g2vlm": ("g2vlm", "G2VLMTrainingConfig"), "ross3d": ("ross3d", "Ross3DTrainingConfig")}[what]
+    config_cls = getattr(importlib.import_module(f"sem3r.training.{module}"), name)
+    try:
+        config = config_cls.from_file(path)
+    except Sem3RError as exc:
+        raise Sem3RError(str(exc) if str(path) in str(exc) else f"'{path}': {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a value of the wrong JSON type
+        raise Sem3RError(f"'{path}' is not a valid {what} training config: {type(exc).__name__}: {exc}") from None
+    check_writable_dir(config.train.out_dir, "the training output folder")
+    return config
 
 
 def segment(
@@ -362,9 +605,20 @@ def segment(
         device: auto, cpu or cuda.
         up: geometric/combined: world up as x,y,z (or +z, -y, ...) instead of the floor plane's normal.
     """
+    from sem3r.io import check_writable_dir
+    from sem3r.scene import Scene
+
+    _check_device(device)
+    _check_count("--resolution", resolution, 14, multiple=14)
+    _check_count("--min-cluster-size", min_cluster_size, 2)
+    check_writable_dir(out or scene_dir, "the Scene folder")
+    if checkpoint is not None and method in ("iggt", "perview"):  # a bad checkpoint fails before any work
+        from sem3r.reconstruct.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(checkpoint)
+    # sem3r.instances imports torch: only after the cheap checks above
     from sem3r.instances import ClusteringConfig
     from sem3r.instances import segment as run_segment
-    from sem3r.scene import Scene
 
     scene = Scene.load(scene_dir)
     if source_option and method not in ("lift", "combined"):
@@ -441,11 +695,21 @@ def segment3d(
         up: training-free path with geometric proposals: world up as x,y,z (or +z, -y, ...)
             instead of the floor plane's normal.
     """
+    from sem3r.io import check_writable_dir
     from sem3r.scene import Scene
     from sem3r.semantics.segment3d import Segment3DConfig
     from sem3r.semantics.segment3d import segment3d as run_segment3d
     from sem3r.viz import export_scene
 
+    _check_device(device)
+    check_writable_dir(out or scene_dir, "the Scene folder")
+    if export is not None:
+        check_writable_dir(export, "the export folder")
+    encoder = None
+    if vlm is not None:  # load the labelling model first: a bad model fails in seconds, not after the segmentation
+        from sem3r.semantics import make_image_encoder
+
+        encoder = make_image_encoder(vlm, device=device)
     scene = Scene.load(scene_dir)
     if source == "auto":
         source = "gt" if scene.instance_masks is not None and scene.semantic_masks is not None else "oversegment"
@@ -460,11 +724,12 @@ def segment3d(
                              score_threshold=score_threshold, device=device, proposals=proposals)
     result = run_segment3d(scene, classes.split(","), config)
     segmented = result.scene
-    if vlm is not None:
-        from sem3r.semantics import label_scene, make_image_encoder
+    if encoder is not None:
+        from sem3r.semantics import label_scene
 
-        segmented = label_scene(segmented, result.class_names, make_image_encoder(vlm, device=device))
-    segmented.save(out or scene_dir)
+        segmented = label_scene(segmented, result.class_names, encoder)
+    written = export_scene(segmented, export, color_by="instance") if export is not None else []
+    segmented.save(out or scene_dir)  # after the export: a failed export leaves the input Scene as it was
     table = segmented.instances
     counts = {}
     for label in table.labels:
@@ -474,9 +739,8 @@ def segment3d(
     if len(table) and not any(table.labels):
         print(f"note: the 2D masks of --source {source} carry no class names, so the instances are unlabelled; "
               "--vlm labels them")
-    if export is not None:
-        for path in export_scene(segmented, export, color_by="instance"):
-            print(f"wrote {path}")
+    for path in written:
+        print(f"wrote {path}")
 
 
 def bev(
@@ -498,17 +762,25 @@ def bev(
         markers: draw instance ids.
         up: world up: auto (the Scene's recorded up, else the floor plane's normal), x,y,z, or +z, -y, ...
     """
+    from sem3r.io import check_writable_file
     from sem3r.reasoning.bev import BEVConfig, render_bev, save_bev
     from sem3r.scene import Scene
 
+    _check_count("--resolution", resolution)
+    target = out or scene_dir / "bev.png"
+    check_writable_file(target, "the BEV image")
+    check_writable_file(target.with_name(f"{target.stem}_mask.png"), "the BEV mask")
     image = render_bev(Scene.load(scene_dir), BEVConfig(resolution=resolution, markers=markers, up=up))
-    for path in save_bev(image, out or scene_dir / "bev.png"):
+    for path in save_bev(image, target):
         print(f"wrote {path}")
 
 
 def ask(
     scene_dir: Positional[Path],
-    question: Positional[str],
+    question: Positional[Annotated[str | None, tyro.conf.arg(metavar="QUESTION")]] = None,
+    questions: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None,
+    json: bool = False,
+    cache: bool = True,
     lmm: str | None = None,
     lmm_model: str = "default",
     up: str = "auto",
@@ -521,7 +793,14 @@ def ask(
     Families (VSI-Bench / SPAR-Bench): counting, distance between objects, object size, room size,
     relative distance, relative direction, object depth and distance from a camera, camera motion
     between views, appearance order. Other questions go to --lmm when given, else the answer says
-    it cannot answer. Objects are named by label ("chair") or label#id ("chair#3").
+    it cannot answer. Objects are named by label ("chair") or label#id ("chair#3"). "How tall" asks
+    for the extent along the up axis, "how long" for the longer horizontal side of the object's
+    up-aligned box, "how wide" for the extent across it as one faces it (the shorter horizontal side
+    of a table, the longer one of a shelf, door or window), "how big" for its longest side.
+    The scene graph is cached in SCENE_DIR/scene_graph.npz and rebuilt when the Scene changes, so
+    questions after the first are fast. --questions FILE answers many questions with one graph and
+    prints one JSON line per question ({"question", "answer", "kind", "value", "unit", "explanation",
+    "objects"}); a question that cannot be answered gets kind "error" there instead of ending the run.
     With --lmm g2vlm:PATH (a G2VLM checkpoint folder or hub id) G2VLM answers every question itself
     from the Scene's views through its chat path (geometry and semantic branches); the Scene then
     needs only images. With --lmm ross3d:PATH (a ROSS3D checkpoint folder or hub id) ROSS3D answers
@@ -531,6 +810,10 @@ def ask(
     Args:
         scene_dir: a Scene folder with geometry and instances (sem3r segment / segment3d / synth).
         question: e.g. "how far is the sofa from the door?".
+        questions: a file of questions (- for stdin): one per line, or JSON lines with a "question"
+            key; blank lines are skipped.
+        json: print the answer as one JSON line (always so with --questions).
+        cache: read and write the scene-graph cache (--no-cache builds the graph afresh and writes nothing).
         lmm: an OpenAI-compatible endpoint (http://host:port/v1), g2vlm:PATH, ross3d:PATH, or a local
             vision-language model.
         lmm_model: model name sent to the endpoint.
@@ -540,9 +823,19 @@ def ask(
         max_new_tokens: g2vlm / ross3d: longest reply in tokens (default 64 / 512).
         device: g2vlm / ross3d: auto, cpu or cuda.
     """
-    from sem3r.reasoning.qa import ask as run_ask
-    from sem3r.scene import Scene
+    import json as jsonlib
 
+    from sem3r.reasoning.qa import QAEngine, read_questions
+
+    if question is not None and questions is not None:
+        raise Sem3RError("give either a QUESTION or --questions FILE, not both")
+    if question is None and questions is None:
+        raise Sem3RError("give a QUESTION or --questions FILE")
+    if question is not None and not question.strip():
+        raise Sem3RError("the question is empty")
+    if lmm is not None and lmm.startswith(("g2vlm:", "ross3d:")) and (questions is not None or json):
+        raise Sem3RError("--questions and --json use the scene-graph engine; --lmm g2vlm:/ross3d: answer one QUESTION")
+    asked = [question.strip()] if question is not None else read_questions(questions)
     if lmm is not None and lmm.startswith("g2vlm:"):
         _ask_g2vlm(scene_dir, question, lmm, max_views, max_new_tokens, device)
         return
@@ -553,19 +846,37 @@ def ask(
         raise Sem3RError("--max-views, --max-new-tokens and --device apply to --lmm g2vlm:PATH only (and ross3d:PATH)")
     backend = None
     if lmm is not None:
-        from sem3r.reasoning.lmm import make_lmm
+        from sem3r.reasoning.lmm import check_lmm_spec, make_lmm
 
-        model = make_lmm(lmm, model=lmm_model) if lmm.startswith(("http://", "https://")) else make_lmm(lmm)
+        check_lmm_spec(lmm)
+        model = make_lmm(lmm, model=lmm_model) if lmm.lower().startswith(("http://", "https://")) else make_lmm(lmm)
         backend = model.chat
-    from sem3r.reasoning.scene_graph import SceneGraphConfig
+    from sem3r.reasoning.graph_cache import load_or_build_scene_graph
+    from sem3r.reasoning.scene_graph import SceneGraphConfig, build_scene_graph
+    from sem3r.scene import Scene
 
-    answer = run_ask(Scene.load(scene_dir), question, lmm=backend, graph_config=SceneGraphConfig(up=up))
+    graph_config = SceneGraphConfig(up=up)
+    if cache:
+        graph = load_or_build_scene_graph(scene_dir, config=graph_config, progress=True)
+    else:
+        graph = build_scene_graph(Scene.load(scene_dir), graph_config)
+    engine = QAEngine(graph, lmm=backend)
+    if questions is not None:
+        for text in asked:
+            try:
+                record = engine.answer(text).to_dict()
+            except Sem3RError as exc:
+                record = {"answer": "cannot answer", "kind": "error", "value": None, "unit": "",
+                          "explanation": str(exc).splitlines()[0] if str(exc) else "error", "objects": []}
+            print(jsonlib.dumps({"question": text} | record, allow_nan=False), flush=True)
+        return
+    answer = engine.answer(asked[0])
     if answer.kind == "error":
         raise Sem3RError(answer.explanation)
-    value = answer.value
-    if isinstance(value, float):
-        value = f"{value:.0f}" if answer.unit == "count" else f"{value:.2f}"
-    print(f"{value} {answer.unit}".strip() if answer.kind in ("number", "choice") else "cannot answer")
+    if json:
+        print(jsonlib.dumps({"question": asked[0]} | answer.to_dict(), allow_nan=False))
+        return
+    print(answer.headline())
     if answer.explanation:
         print(answer.explanation)
 
@@ -610,8 +921,27 @@ def _ask_ross3d(scene_dir: Path, question: str, spec: str, max_views: int | None
     print(f"answered by ROSS3D ({spec[len('ross3d:'):]}) from {shown} of {scene.num_views} views")
 
 
+def app(host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None, share: bool = False) -> None:
+    """A local web app around `sem3r run`: upload frames or a video (or type a folder on the server),
+    run, then look at the 3D viewer, the instance list and the report, download PLY/GLB, and ask
+    spatial questions. Needs the [app] extra (gradio).
+
+    Args:
+        host: address to listen on (0.0.0.0 serves every interface: the app reads server paths).
+        port: port to listen on.
+        workdir: folder for the runs' inputs and outputs (default: a new temporary folder).
+        share: also open a public gradio share link (needs the network).
+    """
+    from sem3r.app import launch
+
+    print(f"sem3r app on http://{host}:{port} (Ctrl+C stops it)")
+    launch(host=host, port=port, workdir=workdir, share=share)
+
 COMMANDS = {
     "demo": demo,
+    "run": run,
+    "app": app,
+    "batch": batch,
     "synth": synth,
     "import": import_,
     "reconstruct": reconstruct,

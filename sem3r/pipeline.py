@@ -230,17 +230,11 @@ def _save_state(out: Path, stages: dict[str, StageRecord]) -> None:
 
 def _check_out(out: Path, source: Path) -> None:
     """Raise one line when ``out`` cannot hold the run's outputs or would overwrite the input."""
-    if out.exists() and not out.is_dir():
-        raise Sem3RError(f"--out '{out}' is a file; give a folder")
+    from sem3r.io import check_writable_dir
+
     if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents and (source / "scene.json").is_file():
         raise Sem3RError(f"--out '{out}' is the input or inside the input Scene; give another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".sem3r-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise Sem3RError(f"cannot write to --out '{out}': {exc.strerror or exc}") from None
+    check_writable_dir(out, "the run folder --out")
 
 
 def _strip_labels(scene: Scene) -> Scene:
@@ -363,6 +357,7 @@ def run_pipeline(source: str | Path, out: str | Path, config: RunConfig | None =
 
         encoder = make_image_encoder(config.vlm, **({} if config.device == "auto" else {"device": config.device}))
     _check_out(out, source)
+    out.mkdir(parents=True, exist_ok=True)
     run = _Run(source, out, layout, config, on_stage)
 
     keys = {"input": _key(_input_key(source), layout, config.max_frames, backend, dataclasses.asdict(geometry_config))}

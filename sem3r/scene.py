@@ -18,7 +18,16 @@ instance_features  (N, H, W, C) float16       per-pixel instance features, e.g. 
 instances          InstanceTable              one row per 3D instance
 image_names        list[str] (N)              source file names or frame ids
 metadata           dict (JSON)                free-form; ``class_names``, ``source``, ``metric`` ...
+sparse_points      (P, 3) float32             sparse world points, e.g. SfM's triangulated points,
+                                              same frame as ``cam_from_world`` (optional)
+sparse_colors      (P, 3) uint8               their RGB colours (optional; grey when not given)
 =================  =========================  ================================================
+
+Sparse points are not dense geometry: a Scene with only ``sparse_points`` (the ``colmap``
+backend's output) can be exported and viewed, but the stages that need per-pixel points say so
+through :meth:`Scene.require_dense_geometry` (one message, :data:`DENSE_GEOMETRY_HINT`). A
+backend that replaces the cameras drops the sparse points unless it gives new ones (they belong to
+the old frame).
 
 On disk a Scene is a directory: ``scene.json`` (format version, metadata, names, labels) and two
 ``.npz`` files written without pickle. The JSON is written last and names the array files it
@@ -41,7 +50,14 @@ from sem3r.geometry.voxels import VoxelGrid
 from sem3r.io import read_json, write_json_atomic, write_npz_atomic
 
 FORMAT_VERSION = 1
-"""Version of the on-disk layout written by :meth:`Scene.save`."""
+"""Version of the on-disk layout written by :meth:`Scene.save`.
+
+The optional sparse point arrays (``sparse_points``, ``sparse_colors``) were added without a new
+version: they are optional keys of the views file, absent in older folders, which load unchanged.
+"""
+
+DENSE_GEOMETRY_HINT = "rgbd (with sensor depth), feedforward or g2vlm"
+"""The geometry backends that give per-pixel (dense) geometry, named by the sparse-scene message."""
 
 # Upgrades from an older on-disk layout: version -> function(json_dict, arrays) -> (json_dict, arrays)
 # producing the next version. Version 1 is the first released layout, so nothing older exists.
@@ -205,6 +221,8 @@ class Scene:
     instances: InstanceTable = field(default_factory=InstanceTable)
     image_names: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    sparse_points: np.ndarray | None = None
+    sparse_colors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -214,6 +232,12 @@ class Scene:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, np.asarray(value, _DENSE_DTYPES[name]))
+        if self.sparse_points is not None:
+            self.sparse_points = np.asarray(self.sparse_points, np.float32)
+            if self.sparse_colors is None:
+                self.sparse_colors = np.full((len(self.sparse_points), 3), 128, np.uint8)
+        if self.sparse_colors is not None:
+            self.sparse_colors = np.asarray(self.sparse_colors, np.uint8)
         if not self.image_names:
             self.image_names = [f"view_{i:04d}" for i in range(len(self.images))]
         self.validate()
@@ -267,6 +291,44 @@ class Scene:
             raise Sem3RError("instance_features contains NaN or inf")
         if len(self.image_names) != n:
             raise Sem3RError(f"{len(self.image_names)} image names for {n} views")
+        if self.sparse_points is not None or self.sparse_colors is not None:
+            if self.sparse_points is None:
+                raise Sem3RError("sparse_colors were given without sparse_points")
+            if self.sparse_points.ndim != 2 or self.sparse_points.shape[1] != 3:
+                raise Sem3RError(f"sparse_points must have shape (P, 3), got {self.sparse_points.shape}")
+            if self.sparse_colors.shape != self.sparse_points.shape:
+                raise Sem3RError(f"sparse_colors must have shape {self.sparse_points.shape}, got {self.sparse_colors.shape}")
+            if not np.isfinite(self.sparse_points).all():
+                raise Sem3RError("sparse_points contain NaN or inf")
+
+    @property
+    def has_dense_geometry(self) -> bool:
+        """True when the Scene has per-pixel geometry (``depth`` or ``world_points``)."""
+        return self.depth is not None or self.world_points is not None
+
+    def require_dense_geometry(self, message: str) -> None:
+        """Raise :class:`Sem3RError` unless the Scene has ``depth`` or ``world_points``.
+
+        Args:
+            message: the error for a Scene without any geometry (e.g. "the scene has no depth or
+                world points; reconstruct it first"). A Scene that has sparse points instead gets
+                one line naming the backends that give dense geometry (:data:`DENSE_GEOMETRY_HINT`).
+
+        Example:
+            >>> s = Scene(images=np.zeros((1, 2, 2, 3), np.uint8), intrinsics=np.eye(3)[None],
+            ...           cam_from_world=np.eye(3, 4)[None], sparse_points=np.zeros((5, 3)))
+            >>> s.require_dense_geometry("no geometry")  # doctest: +IGNORE_EXCEPTION_DETAIL
+            Traceback (most recent call last):
+            sem3r.errors.Sem3RError: ...
+        """
+        if self.has_dense_geometry:
+            return
+        if self.sparse_points is not None:
+            raise Sem3RError(
+                f"the scene has only {len(self.sparse_points)} sparse points (structure from motion), no depth or world points; "
+                f"this needs dense geometry: reconstruct it with {DENSE_GEOMETRY_HINT}"
+            )
+        raise Sem3RError(message)
 
     # ------------------------------------------------------------------ derived geometry
     def points(self, source: Literal["auto", "depth", "points"] = "auto") -> tuple[np.ndarray, np.ndarray]:
@@ -283,11 +345,15 @@ class Scene:
         source = self._point_source(source)
         if source == "depth":
             if self.depth is None:
-                raise Sem3RError("the scene has no depth; reconstruct it first or use source='points'")
+                message = "the scene has no depth; reconstruct it first or use source='points'"
+                self.require_dense_geometry(message)
+                raise Sem3RError(message)
             return unproject_depth(self.depth, self.intrinsics, self.cam_from_world), self.depth > 0
         if source == "points":
             if self.world_points is None:
-                raise Sem3RError("the scene has no world points; reconstruct it first or use source='depth'")
+                message = "the scene has no world points; reconstruct it first or use source='depth'"
+                self.require_dense_geometry(message)
+                raise Sem3RError(message)
             return self.world_points, np.isfinite(self.world_points).all(axis=-1)
         raise Sem3RError(f"unknown point source '{source}' (expected auto, depth or points)")
 
@@ -353,6 +419,13 @@ class Scene:
             cloud = PointCloud(*(getattr(cloud, f.name)[keep] for f in fields(PointCloud)))
         return cloud
 
+    def sparse_point_cloud(self) -> PointCloud:
+        """The sparse points as a :class:`PointCloud` (``P`` points, ids -1); empty when there are none."""
+        if self.sparse_points is None:
+            return PointCloud(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), *(np.zeros(0, np.int32) for _ in range(3)))
+        minus_one = np.full(len(self.sparse_points), -1, np.int32)
+        return PointCloud(self.sparse_points.copy(), self.sparse_colors.copy(), minus_one, minus_one.copy(), minus_one.copy())
+
     def update_instances(self, voxel_size: float | None = 0.02, source: Literal["auto", "depth", "points"] = "auto") -> InstanceTable:
         """Recompute :attr:`instances` from ``instance_masks`` and the fused points; returns it.
 
@@ -386,6 +459,8 @@ class Scene:
             f"fields: {', '.join(['images', 'intrinsics', 'cam_from_world'] + present)}",
             f"instances: {len(self.instances)}",
         ]
+        if self.sparse_points is not None:
+            lines.insert(3, f"sparse points: {len(self.sparse_points)}")
         if len(self.instances):
             labels, counts = np.unique([lab or "?" for lab in self.instances.labels], return_counts=True)
             lines.append("labels: " + ", ".join(f"{lab} x{c}" for lab, c in zip(labels, counts)))
@@ -414,8 +489,8 @@ class Scene:
         views_file, inst_file = f"views-{token}.npz", f"instances-{token}.npz"
         arrays = {"images": self.images, "intrinsics": self.intrinsics, "cam_from_world": self.cam_from_world}
         arrays.update({k: getattr(self, k) for k in _DENSE_FIELDS if getattr(self, k) is not None})
-        write_npz_atomic(directory / views_file, arrays)
-        write_npz_atomic(directory / inst_file, self.instances.to_arrays())
+        if self.sparse_points is not None:
+            arrays.update(sparse_points=self.sparse_points, sparse_colors=self.sparse_colors)
         doc = {
             "format": "sem3r.scene",
             "format_version": FORMAT_VERSION,
@@ -426,7 +501,14 @@ class Scene:
             "instance_labels": self.instances.labels,
             "metadata": json.loads(meta_text),
         }
-        write_json_atomic(directory / "scene.json", doc)
+        try:
+            write_npz_atomic(directory / views_file, arrays)
+            write_npz_atomic(directory / inst_file, self.instances.to_arrays())
+            write_json_atomic(directory / "scene.json", doc)
+        except BaseException:  # a failed or interrupted save leaves the old Scene as it was, no stray array files
+            for new in (views_file, inst_file):
+                (directory / new).unlink(missing_ok=True)
+            raise
         for stale in list(directory.glob("views-*.npz")) + list(directory.glob("instances-*.npz")):
             if stale.name not in (views_file, inst_file):
                 stale.unlink(missing_ok=True)
@@ -456,16 +538,24 @@ class Scene:
                 f"'{doc_path}' was written with scene format version {version}; this sem3r reads up to "
                 f"version {FORMAT_VERSION}: upgrade sem3r"
             )
+        files = doc.get("files", {})
+        for key, kind in (("files", dict), ("metadata", dict), ("image_names", list), ("instance_labels", list)):
+            if key in doc and not isinstance(doc[key], kind):
+                raise Sem3RError(f"'{doc_path}' is corrupt: '{key}' must be a JSON {'object' if kind is dict else 'list'}, "
+                                 f"not {type(doc[key]).__name__}")
         arrays = {}
         for key in ("views", "instances"):
-            path = directory / str(doc.get("files", {}).get(key, ""))
+            if not isinstance(files.get(key), str) or not files[key]:
+                raise Sem3RError(f"'{doc_path}' is corrupt: it names no {key} file (files.{key})")
+            path = directory / files[key]
             if not path.is_file():
                 raise Sem3RError(f"scene '{directory}' is incomplete: missing {path.name or key + ' file'}")
             try:
                 with np.load(path, allow_pickle=False) as z:
                     arrays[key] = {k: z[k] for k in z.files}
-            except (OSError, ValueError) as exc:
-                raise Sem3RError(f"cannot read '{path}': {exc}") from None
+            except Exception as exc:  # noqa: BLE001 (truncated or foreign files: BadZipFile, EOFError, zlib, ValueError)
+                raise Sem3RError(f"cannot read '{path}' (truncated or not a Sem3R array file): "
+                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}") from None
         while version < FORMAT_VERSION:
             if version not in _MIGRATIONS:
                 raise FormatVersionError(
@@ -475,13 +565,26 @@ class Scene:
             doc, arrays = _MIGRATIONS[version](doc, arrays)
             version += 1
         views, inst = arrays["views"], arrays["instances"]
-        table = InstanceTable(labels=doc.get("instance_labels", []), **inst)
-        return cls(
-            images=views["images"],
-            intrinsics=views["intrinsics"],
-            cam_from_world=views["cam_from_world"],
-            **{k: views.get(k) for k in _DENSE_FIELDS},
-            instances=table,
-            image_names=list(doc.get("image_names", [])),
-            metadata=doc.get("metadata", {}),
-        )
+        missing = [k for k in ("images", "intrinsics", "cam_from_world") if k not in views]
+        if missing:
+            raise Sem3RError(f"'{directory / files['views']}' is corrupt: no array {', '.join(missing)}")
+        unknown = sorted(set(inst) - {f.name for f in fields(InstanceTable) if f.name != "labels"})
+        if unknown:
+            raise Sem3RError(f"'{directory / files['instances']}' is corrupt: unknown arrays {unknown}")
+        try:
+            table = InstanceTable(labels=doc.get("instance_labels", []), **inst)
+            return cls(
+                images=views["images"],
+                intrinsics=views["intrinsics"],
+                cam_from_world=views["cam_from_world"],
+                **{k: views.get(k) for k in _DENSE_FIELDS},
+                instances=table,
+                image_names=[str(name) for name in doc.get("image_names", [])],
+                metadata=doc.get("metadata", {}),
+                sparse_points=views.get("sparse_points"),
+                sparse_colors=views.get("sparse_colors"),
+            )
+        except Sem3RError as exc:
+            raise Sem3RError(f"scene '{directory}' is corrupt: {exc}") from None
+        except (TypeError, ValueError) as exc:  # arrays of a wrong kind, e.g. strings where numbers belong
+            raise Sem3RError(f"scene '{directory}' is corrupt: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}") from None

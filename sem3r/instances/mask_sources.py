@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
 from scipy.sparse.csgraph import connected_components
+from tqdm import tqdm
 
 from sem3r.errors import Sem3RError, require
 from sem3r.geometry.camera import camera_centers
@@ -527,7 +528,7 @@ def oversegment_masks(scene: Scene, config: OversegmentConfig) -> np.ndarray:
     edges = image_grid_edges(h, w, config.connectivity)
     k, min_size = config.scale_for(h, w)
     out = np.empty((n, h, w), np.int32)
-    for i in range(n):
+    for i in tqdm(range(n), desc="2D over-segmentation", unit="view", delay=1.0, leave=False):
         weights, keep = _edge_weights(scene.images[i], None if points is None else points[i],
                                       None if valid is None else valid[i], centers[i], edges, config)
         anchored = None if valid is None else valid[i].reshape(-1)
@@ -641,10 +642,13 @@ def sam_masks(scene: Scene, config: SamMaskConfig) -> np.ndarray:
     import torch
     from transformers import SamModel, SamProcessor
 
+    from sem3r.hub import resolve_pretrained
+
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    name = resolve_pretrained(config.model, what="the SAM model", use="pass a local model folder with --sam-model")
     try:
-        model = SamModel.from_pretrained(config.model).to(device).eval()
-        processor = SamProcessor.from_pretrained(config.model)
+        model = SamModel.from_pretrained(name).to(device).eval()
+        processor = SamProcessor.from_pretrained(name)
     except (OSError, ValueError) as exc:
         raise Sem3RError(f"cannot load the SAM model '{config.model}': {str(exc).splitlines()[0]}") from None
     n, h, w = scene.num_views, scene.height, scene.width

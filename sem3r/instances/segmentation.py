@@ -173,11 +173,21 @@ def segment_lift(scene: Scene, config: LiftSegmentConfig) -> Scene:
 
 def segment_geometric(scene: Scene, config: GeometricSegmentConfig) -> Scene:
     """The ``geometric`` / ``combined`` methods: structure removed, superpoints grouped into objects."""
+    from tqdm import tqdm
+
     masks = lifted = None
-    if config.source is not None:
-        masks = view_masks(scene, config.source, **config.source_options)
-        lifted = lift_masks(scene, masks, config.lift)
-    proposals = geometric_proposals(scene, config.proposals, lifted, masks)
+    with tqdm(total=3 if config.source is not None else 1, desc=f"segment ({'combined' if config.source else 'geometric'})",
+              unit="step", delay=1.0, leave=False) as bar:
+        if config.source is not None:
+            bar.set_postfix_str(f"2D masks ({config.source})")
+            masks = view_masks(scene, config.source, **config.source_options)
+            bar.update()
+            bar.set_postfix_str("lifting")
+            lifted = lift_masks(scene, masks, config.lift)
+            bar.update()
+        bar.set_postfix_str("structure and proposals")
+        proposals = geometric_proposals(scene, config.proposals, lifted, masks)
+        bar.update()
     out = _with_masks(scene, proposals.to_pixels(), {k: float(v) for k, v in enumerate(proposals.scores)})
     structure = proposals.structure
     if out.semantic_masks is None:
