@@ -5,6 +5,7 @@ module                    what it does
 ========================  ====================================================================
 ``bev``                   top-down bird's-eye-view render (ROSS3D), z-buffer, object markers
 ``scene_graph``           objects with gravity-aligned oriented boxes, visibility, floor area
+``graph_cache``           the scene graph cached in the Scene folder, keyed by what it depends on
 ``qa``                    spatial QA engine (VSI-Bench / SPAR-Bench families) over the scene graph
 ``qa_parser``             plain-English question templates -> structured queries
 ``questions``             question generator with ground-truth answers from synthetic scenes
@@ -32,11 +33,14 @@ _SUBMODULE = {
     "floor_area": "scene_graph",
     "ground_basis": "scene_graph",
     "oriented_box": "scene_graph",
+    "load_or_build_scene_graph": "graph_cache",
+    "scene_fingerprint": "graph_cache",
     "FAMILIES": "qa",
     "Answer": "qa",
     "QAConfig": "qa",
     "QAEngine": "qa",
     "Query": "qa",
+    "DIMENSIONS": "qa",
     "ask": "qa",
     "parse_question": "qa_parser",
     "GeneratedQuestion": "questions",
@@ -50,6 +54,7 @@ _SUBMODULE = {
     "TransformersLMM": "lmm",
     "TransformersLMMConfig": "lmm",
     "make_lmm": "lmm",
+    "check_lmm_spec": "lmm",
     "parse_yes_no": "lmm",
     "G2VLMLMM": "g2vlm_lmm",
     "G2VLMLMMConfig": "g2vlm_lmm",

@@ -34,6 +34,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -197,8 +198,7 @@ class OpenAIEndpointLMM:
     """
 
     def __init__(self, config: OpenAIEndpointConfig) -> None:
-        if not re.match(r"^https?://", config.base_url):
-            raise Sem3RError(f"LMM endpoint must start with http:// or https://, got '{config.base_url}'")
+        check_endpoint_url(config.base_url)
         if config.timeout <= 0 or config.retries < 0 or config.retry_wait < 0:
             raise Sem3RError(
                 f"LMM endpoint needs timeout > 0, retries >= 0 and retry_wait >= 0, got "
@@ -288,6 +288,60 @@ class OpenAIEndpointLMM:
         if not isinstance(content, str):
             raise Sem3RError(malformed + f"choices[0].message.content is {type(content).__name__}, not text")
         return content.strip()
+
+
+def check_endpoint_url(url: str) -> str:
+    """Check that ``url`` is a usable ``http(s)://HOST[:PORT][/PATH]`` API root and return it.
+
+    Raises:
+        Sem3RError: another scheme, whitespace or control characters, no host, a malformed host
+            (e.g. an unclosed IPv6 bracket) or a port outside 0-65535, in one line.
+
+    Example:
+        >>> check_endpoint_url("http://[::1]:8000/v1")
+        'http://[::1]:8000/v1'
+    """
+    expected = "expected e.g. http://localhost:8000/v1"
+    if not isinstance(url, str) or not re.match(r"^https?://", url, re.IGNORECASE):
+        raise Sem3RError(f"LMM endpoint must start with http:// or https://, got '{_one_line(url, 80)}'")
+    if re.search(r"[\s\x00-\x1f\x7f]", url):
+        raise Sem3RError(f"LMM endpoint URL {_one_line(repr(url), 80)} contains whitespace or control characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise Sem3RError(f"malformed LMM endpoint URL '{url}': {_one_line(exc)}; {expected}") from None
+    if not parts.hostname:
+        raise Sem3RError(f"LMM endpoint URL '{url}' names no host; {expected}")
+    return url
+
+
+def check_lmm_spec(spec: str) -> str:
+    """Check the form of an LMM spec (see :func:`make_lmm`) without loading anything; return it.
+
+    Catches what would otherwise reach a backend as a confusing failure: an empty spec, a URL with
+    a mistyped scheme (``http//host``, ``https:host``), a malformed endpoint URL, and an unknown
+    ``NAME:`` prefix (``endpoint:``, ``openai:http://...``). A spec naming an existing path is
+    always accepted.
+
+    Raises:
+        Sem3RError: one line naming the problem and the accepted forms.
+
+    Example:
+        >>> check_lmm_spec("g2vlm:runs/g2/model")
+        'g2vlm:runs/g2/model'
+    """
+    forms = "use http(s)://HOST[:PORT]/v1, g2vlm:PATH, ross3d:PATH, or a model folder / hub id"
+    if not isinstance(spec, str) or not spec.strip():
+        raise Sem3RError(f"the LMM spec is empty; {forms}")
+    if re.match(r"^https?://", spec, re.IGNORECASE):
+        return check_endpoint_url(spec)
+    if re.match(r"^https?(?::|//)", spec, re.IGNORECASE):
+        raise Sem3RError(f"malformed LMM endpoint URL '{_one_line(spec, 80)}'; expected http://HOST[:PORT]/PATH")
+    prefix = re.match(r"^([A-Za-z][\w.+-]+):", spec)
+    if prefix and prefix.group(1) not in ("g2vlm", "ross3d") and not Path(spec).expanduser().exists():
+        raise Sem3RError(f"unknown LMM backend '{prefix.group(1)}:' in '{_one_line(spec, 80)}'; {forms}")
+    return spec
 
 
 class _Retryable(Exception):
@@ -467,12 +521,14 @@ def make_lmm(spec: str, **options: Any) -> LMM:
         The backend.
 
     Raises:
-        Sem3RError: an option the chosen backend does not have, or a model that cannot be loaded.
+        Sem3RError: a malformed spec (see :func:`check_lmm_spec`), an option the chosen backend does
+            not have, or a model that cannot be loaded.
 
     Example:
         >>> make_lmm("https://api.example.com/v1", model="gpt-4o", timeout=10.0).config.timeout
         10.0
     """
+    check_lmm_spec(spec)
     if spec.startswith("g2vlm:"):
         from sem3r.reasoning.g2vlm_lmm import make_g2vlm_lmm
 
@@ -481,7 +537,7 @@ def make_lmm(spec: str, **options: Any) -> LMM:
         from sem3r.reasoning.ross3d_lmm import make_ross3d_lmm
 
         return make_ross3d_lmm(spec, **options)
-    if re.match(r"^https?://", spec):
+    if re.match(r"^https?://", spec, re.IGNORECASE):
         config_cls, key = OpenAIEndpointConfig, "base_url"
     else:
         config_cls, key = TransformersLMMConfig, "model"

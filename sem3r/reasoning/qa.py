@@ -8,8 +8,18 @@ Families (``Query.family``):
 
 * ``count``: ``objects=(label,)``: number of instances with that label (unit ``"count"``).
 * ``abs_distance``: ``objects=(a, b)``: closest-point distance between the two objects (``"m"``).
-* ``object_size``: ``objects=(a,)``: the longest side of the object's gravity-aligned box in
-  centimetres (VSI-Bench: "the length of the longest dimension", unit ``"cm"``).
+* ``object_size``: ``objects=(a,)``: a side of the object's gravity-aligned box in centimetres
+  (unit ``"cm"``), chosen by ``Query.dimension``: ``"longest"`` (the default, VSI-Bench's "the
+  length of the longest dimension"), ``"height"`` (the vertical extent along the scene's up axis),
+  ``"length"`` (the longer horizontal side) or ``"width"``. The horizontal sides are those of the
+  minimum-area rectangle of the object's points on the ground plane (see
+  :func:`~sem3r.reasoning.scene_graph.oriented_box`), whatever the object's heading in the room.
+  "Width" is the horizontal extent across the object as one faces it: the *shorter* horizontal side
+  of an object that is longer than tall (a table 150 x 60 x 75 cm is 60 cm wide, 150 cm long), the
+  *longer* one of an upright object (height at least its longer side: a bookshelf 80 x 30 x 180 cm
+  is 80 cm wide and 30 cm deep) or of a vertical slab (shorter horizontal side under
+  ``QAConfig.thin_ratio`` times both the longer side and the height: a window 150 x 6 x 110 cm is
+  150 cm wide, not 6, while a rug 200 x 40 x 1 cm stays 40 cm wide).
 * ``room_size``: the floor area of the room, ``graph.floor_area`` (``"m2"``).
 * ``rel_distance``: ``objects=(target,)``, ``choices=(c1, ..., ck)`` labels: the choice whose
   object is closest (closest-point distance) to the target (kind ``"choice"``).
@@ -62,6 +72,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -86,6 +97,8 @@ _ARITY = {  # family -> (number of objects, number of views)
 _DIRECTION_WORDS = {"front": (1.0, 0.0), "forward": (1.0, 0.0), "ahead": (1.0, 0.0), "back": (-1.0, 0.0),
                     "behind": (-1.0, 0.0), "left": (0.0, 1.0), "right": (0.0, -1.0)}
 DEFAULT_DIRECTIONS = ("left", "right", "back")
+DIMENSIONS = ("longest", "height", "length", "width")
+"""The sides ``object_size`` can measure (``Query.dimension``)."""
 
 
 @dataclass(frozen=True)
@@ -98,12 +111,20 @@ class Query:
         views: view indices (0-based): one for ``object_depth`` / ``object_camera_distance``,
             two for ``camera_motion``.
         choices: options of multiple-choice families (labels or directions, see the module docstring).
+        dimension: ``object_size`` only: one of :data:`DIMENSIONS` (``"longest"``, ``"height"``,
+            ``"length"``, ``"width"``).
     """
 
     family: str
     objects: tuple[str, ...] = ()
     views: tuple[int, ...] = ()
     choices: tuple[str, ...] = ()
+    dimension: str = "longest"
+
+    def __repr__(self) -> str:
+        dim = "" if self.dimension == "longest" else f", dimension={self.dimension!r}"
+        return (f"Query(family={self.family!r}, objects={self.objects!r}, views={self.views!r}, "
+                f"choices={self.choices!r}{dim})")
 
 
 @dataclass
@@ -124,6 +145,32 @@ class Answer:
     explanation: str = ""
     objects: tuple[int, ...] = ()
 
+    def headline(self) -> str:
+        """The answer in a few words: ``"3"`` for a count, ``"1.63 m"``, ``"lamp"``, or ``"cannot answer"``.
+
+        Example:
+            >>> Answer("number", 3.0, "count").headline(), Answer("number", 1.634, "m").headline()
+            ('3', '1.63 m')
+        """
+        if self.kind not in ("number", "choice") or self.value is None:
+            return "cannot answer"
+        if isinstance(self.value, (int, float)):
+            if self.unit == "count":
+                return f"{self.value:.0f}"
+            return f"{self.value:.2f} {self.unit}".strip()
+        return f"{self.value} {self.unit}".strip()
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields: ``answer`` (the :meth:`headline`), ``kind``, ``value`` (an ``int`` for
+        counts), ``unit``, ``explanation`` and ``objects`` (instance ids)."""
+        value = self.value
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None  # strict JSON has no NaN / Infinity
+        elif self.unit == "count" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return {"answer": self.headline(), "kind": self.kind, "value": value, "unit": self.unit,
+                "explanation": self.explanation, "objects": [int(i) for i in self.objects]}
+
 
 @dataclass
 class QAConfig:
@@ -133,16 +180,22 @@ class QAConfig:
         max_points: points per object in the seeded subsample used to query the other object's KD-tree.
         seed: seed of the subsampling.
         depth_reduce: ``"centroid"`` or ``"median"``, the reduction of ``object_depth``.
+        thin_ratio: ``object_size`` width rule: an object whose shorter horizontal side is under
+            this fraction of both its longer side and its height is a vertical slab (a window, a
+            painting), and its width is the longer side (see the module docstring).
     """
 
     max_points: int = 256
     seed: int = 0
     depth_reduce: Literal["centroid", "median"] = "centroid"
+    thin_ratio: float = 0.25
 
     def validate(self) -> None:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
         if self.max_points < 1:
             raise Sem3RError(f"max_points must be at least 1, got {self.max_points}")
+        if not 0 <= self.thin_ratio <= 1:
+            raise Sem3RError(f"thin_ratio must be in [0, 1], got {self.thin_ratio}")
         if self.depth_reduce not in ("centroid", "median"):
             raise Sem3RError(f"depth_reduce must be 'centroid' or 'median', got '{self.depth_reduce}'")
 
@@ -171,7 +224,19 @@ def singular_forms(name: str) -> list[str]:
 
 
 def _plural(label: str, n: int) -> str:
+    if not label:
+        return "unlabelled object" if n == 1 else "unlabelled objects"
     return label if n == 1 else label + "s"
+
+
+def _name(obj: SceneObject) -> str:
+    """How explanations name one object: ``"chair#5"``, ``"#5"`` when it has no label."""
+    return f"{obj.label}#{obj.id}"
+
+
+def _group_name(objs: list[SceneObject]) -> str:
+    """How explanations name what a reference resolved to: one object by name, several by their label."""
+    return _name(objs[0]) if len(objs) == 1 else (objs[0].label or "unlabelled objects")
 
 
 class QAEngine:
@@ -236,9 +301,15 @@ class QAEngine:
         Returns:
             The :class:`Answer`; bad references give ``kind="error"``, unsupported questions are
             sent to the LMM when one is configured, else ``kind="unknown"``.
+
+        Raises:
+            Sem3RError: an empty or blank question, or one that is neither a string nor a Query.
         """
         if isinstance(question, str):
             from sem3r.reasoning.qa_parser import parse_question
+
+            if not question.strip():
+                raise Sem3RError("the question is empty")
 
             query = parse_question(question, self._known)
             if query is None:
@@ -292,7 +363,7 @@ class QAEngine:
         if len(objs) == 1:
             return objs[0], ""
         best = max(objs, key=lambda o: (self._visible[self._slot[o.id]], -o.id))
-        return best, f"{len(objs)} {_plural(best.label, len(objs))}; using {best.label}#{best.id}, the most visible. "
+        return best, f"{len(objs)} {_plural(best.label, len(objs))}; using {_name(best)}, the most visible. "
 
     def _pair_distance(self, a: SceneObject, b: SceneObject) -> float:
         key = (a.id, b.id) if a.id < b.id else (b.id, a.id)
@@ -330,27 +401,41 @@ class QAEngine:
             raise _QueryError("rel_distance needs at least one choice")
         if q.family == "appearance_order" and not (q.choices or q.objects):
             raise _QueryError("appearance_order needs the labels to order as choices")
+        if q.family == "object_size" and q.dimension not in DIMENSIONS:
+            raise _QueryError(f"unknown object_size dimension '{q.dimension}'; expected {', '.join(DIMENSIONS)}")
 
     def _count(self, q: Query) -> Answer:
         objs = self._resolve(q.objects[0])
-        label = objs[0].label
-        return Answer("number", float(len(objs)), "count",
-                      f"{len(objs)} {_plural(label, len(objs))} in the scene (ids {', '.join(str(o.id) for o in objs)}).",
-                      tuple(o.id for o in objs))
+        n = len(objs)
+        return Answer("number", float(n), "count",
+                      f"{n} {_plural(objs[0].label, n)} in the scene ({'id' if n == 1 else 'ids'} "
+                      f"{', '.join(str(o.id) for o in objs)}).", tuple(o.id for o in objs))
 
     def _abs_distance(self, q: Query) -> Answer:
         first, second = self._resolve(q.objects[0]), self._resolve(q.objects[1])
         d, a, b, n = self._min_distance(first, second)
         rule = f" (minimum over {n} instance pairs)" if n > 1 else ""
-        return Answer("number", d, "m", f"closest points of {a.label}#{a.id} and {b.label}#{b.id} are {d:.2f} m apart{rule}.",
+        return Answer("number", d, "m", f"closest points of {_name(a)} and {_name(b)} are {d:.2f} m apart{rule}.",
                       (a.id, b.id))
 
     def _object_size(self, q: Query) -> Answer:
         obj, note = self._one(q.objects[0])
-        size = np.asarray(obj.box_size, np.float64) * 100.0
-        return Answer("number", float(size.max()), "cm",
-                      f"{note}{obj.label}#{obj.id} box is {size[0]:.0f} x {size[1]:.0f} x {size[2]:.0f} cm "
-                      f"(length x width x height); longest {size.max():.0f} cm.", (obj.id,))
+        size = np.asarray(obj.box_size, np.float64) * 100.0  # (3,) cm: two horizontal sides, then along up
+        length, width, height = max(size[0], size[1]), min(size[0], size[1]), size[2]
+        box = f"{_name(obj)} box is {length:.0f} x {width:.0f} x {height:.0f} cm (length x width x height)"
+        if height >= length or width < self.config.thin_ratio * min(length, height):  # across its face
+            kind = "upright" if height >= length else "a thin vertical slab"
+            face = f"width {length:.0f} cm, the longer horizontal side as it is {kind} ({width:.0f} cm deep)"
+            across = (float(length), face)
+        else:
+            across = (float(width), f"width {width:.0f} cm, the shorter horizontal side")
+        value, what = {
+            "longest": (float(size.max()), f"longest {size.max():.0f} cm"),
+            "height": (float(height), f"height {height:.0f} cm, the vertical extent along the up axis"),
+            "length": (float(length), f"length {length:.0f} cm, the longer horizontal side"),
+            "width": across,
+        }[q.dimension]
+        return Answer("number", value, "cm", f"{note}{box}; {what}.", (obj.id,))
 
     def _room_size(self, q: Query) -> Answer:
         area = float(self.graph.floor_area)
@@ -364,8 +449,9 @@ class QAEngine:
             results.append((d, choice, a, b))
         d, choice, a, b = min(results, key=lambda r: r[0])
         parts = ", ".join(f"{c} {dist:.2f} m" for dist, c, _, _ in results)
+        which = "" if normalize_label(choice) == normalize_label(_name(b)) else f" ({_name(b)})"
         return Answer("choice", choice, "",
-                      f"closest-point distances to {target[0].label}: {parts}; {choice} ({b.label}#{b.id}) is closest.",
+                      f"closest-point distances to {_group_name(target)}: {parts}; {choice}{which} is closest.",
                       (a.id, b.id))
 
     def _rel_direction(self, q: Query) -> Answer:
@@ -377,18 +463,19 @@ class QAEngine:
         forward = face.centroid @ basis - origin
         target = query.centroid @ basis - origin
         if np.linalg.norm(forward) < 1e-9:
-            raise _QueryError(f"{stand.label}#{stand.id} and {face.label}#{face.id} are at the same ground position")
+            raise _QueryError(f"{_name(stand)} and {_name(face)} are at the same ground position")
         if np.linalg.norm(target) < 1e-9:
-            raise _QueryError(f"{query.label}#{query.id} is at the standing position")
+            raise _QueryError(f"{_name(query)} is at the standing position")
         f = forward / np.linalg.norm(forward)
         left = np.array([-f[1], f[0]])  # up x forward in the right-handed (e1, e2, up) ground frame
         local = np.array([target @ f, target @ left])
         angle = float(np.degrees(np.arctan2(local[1], local[0])))
         pick = int(np.argmax(dirs @ (local / np.linalg.norm(local))))
+        ahead = f"{abs(local[0]):.2f} m {'ahead' if local[0] >= 0 else 'behind'}"
+        side = f"{abs(local[1]):.2f} m to the {'left' if local[1] >= 0 else 'right'}"
         return Answer("choice", choices[pick], "",
-                      f"{n1}{n2}{n3}standing at {stand.label}#{stand.id} facing {face.label}#{face.id}, "
-                      f"{query.label}#{query.id} is {local[0]:.2f} m ahead and {local[1]:.2f} m to the left "
-                      f"({angle:.0f} deg, positive = left): {choices[pick]}.", (stand.id, face.id, query.id))
+                      f"{n1}{n2}{n3}standing at {_name(stand)} facing {_name(face)}, {_name(query)} is {ahead} and "
+                      f"{side} ({angle:.0f} deg, positive = left): {choices[pick]}.", (stand.id, face.id, query.id))
 
     @staticmethod
     def _choice_direction(choice: str) -> np.ndarray:
@@ -403,7 +490,7 @@ class QAEngine:
         view = q.views[0]
         depth = self.graph.object_depth(obj, view, self.config.depth_reduce)
         where = "behind" if depth < 0 else "in front of"
-        return Answer("number", depth, "m", f"{note}{obj.label}#{obj.id} ({self.config.depth_reduce}) is at camera depth "
+        return Answer("number", depth, "m", f"{note}{_name(obj)} ({self.config.depth_reduce}) is at camera depth "
                       f"{depth:.2f} m in view {view}, {where} the camera.", (obj.id,))
 
     def _object_camera_distance(self, q: Query) -> Answer:
@@ -411,7 +498,7 @@ class QAEngine:
         view = q.views[0]
         center = self.graph.camera_center(view)
         d = float(obj.kdtree.query(center, k=1)[0]) if len(obj.points) else float("inf")
-        return Answer("number", d, "m", f"{note}the closest point of {obj.label}#{obj.id} is {d:.2f} m from the centre "
+        return Answer("number", d, "m", f"{note}the closest point of {_name(obj)} is {d:.2f} m from the centre "
                       f"of camera {view}.", (obj.id,))
 
     def _camera_motion(self, q: Query) -> Answer:
@@ -440,7 +527,8 @@ class QAEngine:
 
     @staticmethod
     def _describe_query(q: Query) -> str:
-        return (f"{q.family}: objects={list(q.objects)}, views={list(q.views)}, choices={list(q.choices)}")
+        dim = f", dimension={q.dimension}" if q.family == "object_size" else ""
+        return f"{q.family}: objects={list(q.objects)}, views={list(q.views)}, choices={list(q.choices)}{dim}"
 
     def scene_description(self) -> str:
         """A compact text description of the scene: one line per object with label, id, centroid
@@ -464,9 +552,63 @@ class QAEngine:
                       f"are {', '.join(FAMILIES)}.")
 
 
+def read_questions(path: str | Path) -> list[str]:
+    """Questions from a text file: one per line, or JSON lines with a ``"question"`` key.
+
+    Blank lines are skipped; a line starting with ``{`` is read as JSON. ``"-"`` reads standard input.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The questions, stripped, in file order.
+
+    Raises:
+        Sem3RError: an unreadable file, a JSON line that is malformed or has no non-empty
+            ``"question"`` string (the message gives the line number), or a file without questions.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "q.txt")
+        >>> _ = open(p, "w").write('how many chairs?\\n\\n{"question": "how big is the room?", "id": 7}\\n')
+        >>> read_questions(p)
+        ['how many chairs?', 'how big is the room?']
+    """
+    import json
+    import sys
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Sem3RError(f"cannot read the questions file '{path}': {exc}") from None
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise Sem3RError(f"'{path}' line {number} is not valid JSON: {exc.msg}") from None
+            line = record.get("question") if isinstance(record, dict) else None
+            if not isinstance(line, str):
+                raise Sem3RError(f"'{path}' line {number} has no \"question\" string")
+            line = line.strip()
+            if not line:
+                raise Sem3RError(f"'{path}' line {number}: the question is empty")
+        out.append(line)
+    if not out:
+        raise Sem3RError(f"'{path}' holds no questions")
+    return out
+
+
 def ask(scene: Scene, question: str | Query, lmm: Callable[[str], str] | None = None,
         graph_config: SceneGraphConfig | None = None) -> Answer:
     """Build the scene graph of ``scene`` and answer one question.
+
+    For several questions, build one :class:`QAEngine`; for a Scene folder asked again and again,
+    take its graph from :func:`~sem3r.reasoning.graph_cache.load_or_build_scene_graph` (cached).
 
     Args:
         scene: a scene with geometry and 3D-consistent ``instance_masks`` (labels from ``instances``).

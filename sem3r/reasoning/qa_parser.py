@@ -15,6 +15,9 @@ Choices:
   ``"chair#5"`` becomes the reference ``"chair#5"``.
 * Views are read as written and are 0-based indices, as everywhere in Sem3R: "view 2", "frame 2"
   and "camera 2" all mean index 2.
+* Object size questions name the side they ask for (``Query.dimension``): "how tall / high",
+  "the height of" -> ``"height"``; "how wide", "the width of" -> ``"width"``; "how long", "the
+  length of" -> ``"length"``; "how big / large", "the size / longest dimension of" -> ``"longest"``.
 * Templates are tried in a fixed order (camera motion, object-camera distance, object depth, room
   size, object size, distances, relative distance, relative direction, appearance order, counting),
   so "how far is the chair from camera 2" is a camera question and "how big is this room" a room one.
@@ -90,6 +93,12 @@ def _objects(*names: str) -> Callable[[str, re.Match, list], Query]:
     return build
 
 
+def _size(dimension: str) -> Callable[[str, re.Match, list], Query]:
+    def build(family: str, m: re.Match, forms: list) -> Query:
+        return Query(family, (_ref(m.group("a"), forms),), dimension=dimension)
+    return build
+
+
 def _with_view(family: str, m: re.Match, forms: list) -> Query:
     return Query(family, (_ref(m.group("a"), forms),), (int(m.group("v")),))
 
@@ -133,9 +142,15 @@ _TEMPLATES: list[tuple[str, str, Callable]] = [
     ("object_depth", rf"how far in front of {_view('v')} is (?P<a>.+?)", _with_view),
     ("room_size", rf"how (?:big|large) is {_ROOM}", _room),
     ("room_size", rf"what is the (?:size|area|floor area|square footage) of {_ROOM}", _room),
-    ("object_size", r"how (?:big|large|long|tall|wide|high) is (?P<a>.+?)", _objects("a")),
-    ("object_size", (r"what is the (?:length of the longest dimension|longest dimension|largest dimension|size|length|"
-                    r"height|dimension) of (?P<a>.+?)"), _objects("a")),
+    ("object_size", r"how (?:big|large) is (?P<a>.+?)", _size("longest")),
+    ("object_size", r"how (?:tall|high) is (?P<a>.+?)", _size("height")),
+    ("object_size", r"how wide is (?P<a>.+?)", _size("width")),
+    ("object_size", r"how long is (?P<a>.+?)", _size("length")),
+    ("object_size", (r"what is the (?:length of the longest (?:dimension|side)|longest (?:dimension|side)|"
+                    r"largest dimension|size|dimension) of (?P<a>.+?)"), _size("longest")),
+    ("object_size", r"what is the (?:height|vertical extent) of (?P<a>.+?)", _size("height")),
+    ("object_size", r"what is the width of (?P<a>.+?)", _size("width")),
+    ("object_size", r"what is the length of (?P<a>.+?)", _size("length")),
     ("abs_distance", r"how far (?:away )?is (?P<a>.+?) from (?P<b>.+?)", _objects("a", "b")),
     ("abs_distance", (r"what is the (?:direct |closest[- ]point |shortest |straight[- ]line )?distance (?:between|from) "
                      r"(?P<a>.+?) (?:and|to) (?P<b>.+?)"), _objects("a", "b")),
