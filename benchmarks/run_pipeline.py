@@ -24,8 +24,8 @@ QUESTIONS = (
     "how big is the room?",
     "how many objects are there?",
     "how far did the camera move between frame 0 and frame 19?",
-    "how tall is object#1?",
-    "how far is object#1 from object#2?",
+    "how tall is #3?",
+    "how far is #3 from #5?",
 )
 
 
@@ -71,10 +71,7 @@ def main() -> None:
     for name, rows in answers.items():
         print(f"\n{name}:")
         for a in rows:
-            value = a["value"] if a["kind"] in ("number", "choice") else "cannot answer"
-            if isinstance(value, float):
-                value = round(value, 2)
-            print(f"  Q: {a['question']}\n  A: {value} {a['unit']} ({a['explanation']})")
+            print(f"  Q: {a['question']}\n  A: {a['answer']} ({a['explanation']})")
 
 
 if __name__ == "__main__":

@@ -220,14 +220,14 @@ def run(
         questions: a text file with one question per line.
         device: auto, cpu or cuda.
     """
-    from sem3r.pipeline import format_answer, run_pipeline
+    from sem3r.pipeline import run_pipeline
 
     config = _run_config(layout, max_frames, geometry, checkpoint, geometry_option, instances, instances_option,
                          classes, vlm, up, formats, voxel_size, question, questions, device)
     result = run_pipeline(input, out, config)
     print(result.summary())
     for answer in result.answers:
-        print(f"Q: {answer['question']}\nA: {format_answer(answer)}")
+        print(f"Q: {answer['question']}\nA: {answer['answer']}")
 
 
 def _run_config(layout, max_frames, geometry, checkpoint, geometry_option, instances, instances_option, classes, vlm,
@@ -236,12 +236,9 @@ def _run_config(layout, max_frames, geometry, checkpoint, geometry_option, insta
     from sem3r.pipeline import RunConfig
 
     _check_device(device)
-    asked = list(question)
-    if questions is not None:
-        try:
-            asked += [line.strip() for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise Sem3RError(f"cannot read --questions '{questions}': {exc}") from None
+    from sem3r.reasoning.qa import read_questions
+
+    asked = list(question) + (read_questions(questions) if questions is not None else [])
     return RunConfig(
         layout=layout, max_frames=max_frames, geometry=geometry, checkpoint=checkpoint,
         geometry_options=tuple(geometry_option), instances=instances, instances_options=tuple(instances_option),
@@ -825,7 +822,7 @@ def ask(
     """
     import json as jsonlib
 
-    from sem3r.reasoning.qa import QAEngine, read_questions
+    from sem3r.reasoning.qa import QAEngine, answer_records, read_questions
 
     if question is not None and questions is not None:
         raise Sem3RError("give either a QUESTION or --questions FILE, not both")
@@ -862,13 +859,8 @@ def ask(
         graph = build_scene_graph(Scene.load(scene_dir), graph_config)
     engine = QAEngine(graph, lmm=backend)
     if questions is not None:
-        for text in asked:
-            try:
-                record = engine.answer(text).to_dict()
-            except Sem3RError as exc:
-                record = {"answer": "cannot answer", "kind": "error", "value": None, "unit": "",
-                          "explanation": str(exc).splitlines()[0] if str(exc) else "error", "objects": []}
-            print(jsonlib.dumps({"question": text} | record, allow_nan=False), flush=True)
+        for record in answer_records(engine, asked):
+            print(jsonlib.dumps(record, allow_nan=False))
         return
     answer = engine.answer(asked[0])
     if answer.kind == "error":

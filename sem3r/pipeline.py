@@ -151,7 +151,7 @@ class RunResult:
         out: output folder.
         stages: stage name -> :class:`StageRecord`, in run order.
         files: output name -> path.
-        answers: one dict per question (see :func:`answer_records`).
+        answers: one dict per question (:func:`sem3r.reasoning.qa.answer_records`).
         peak_memory_gib: peak resident memory of the process.
     """
 
@@ -297,28 +297,6 @@ def _instances_config(method: str, config: RunConfig) -> Any:
     return make_segment_config(method, **options)
 
 
-def answer_records(scene_dir: Path, questions: Sequence[str]) -> list[dict]:
-    """Answer ``questions`` about the Scene in ``scene_dir`` with the spatial QA engine.
-
-    Returns:
-        One dict per question: ``question``, ``kind`` (``number``, ``choice``, ``text``, ``error``),
-        ``value``, ``unit`` and ``explanation``.
-    """
-    from sem3r.reasoning.qa import ask
-
-    scene = Scene.load(scene_dir)
-    records = []
-    for question in questions:
-        try:
-            answer = ask(scene, question)
-        except Sem3RError as exc:  # e.g. object questions about a scene without instances
-            records.append({"question": question, "kind": "error", "value": None, "unit": "", "explanation": str(exc)})
-            continue
-        records.append({"question": question, "kind": answer.kind, "value": answer.value, "unit": answer.unit,
-                        "explanation": answer.explanation})
-    return records
-
-
 def run_pipeline(source: str | Path, out: str | Path, config: RunConfig | None = None,
                  on_stage: Callable[[str, int, int], None] | None = None) -> RunResult:
     """Run every applicable stage on ``source`` and write the outputs to ``out`` (module docstring).
@@ -424,8 +402,13 @@ def run_pipeline(source: str | Path, out: str | Path, config: RunConfig | None =
     def questions_stage() -> tuple[str, str] | str:
         if not config.questions:
             return "no questions"
-        run.answers = answer_records(out / "scene", config.questions)
-        write_text_atomic(out / "answers.jsonl", "".join(json.dumps(a, default=float) + "\n" for a in run.answers))
+        from sem3r.reasoning.graph_cache import load_or_build_scene_graph
+        from sem3r.reasoning.qa import QAEngine, answer_records
+        from sem3r.reasoning.scene_graph import SceneGraphConfig
+
+        graph = load_or_build_scene_graph(out / "scene", scene, SceneGraphConfig(up=config.up or "auto"), progress=True)
+        run.answers = answer_records(QAEngine(graph), config.questions)
+        write_text_atomic(out / "answers.jsonl", "".join(json.dumps(a, allow_nan=False) + "\n" for a in run.answers))
         run.files["answers"] = out / "answers.jsonl"
         answered = sum(a["kind"] in ("number", "choice") for a in run.answers)
         return "qa engine", f"{answered} of {len(run.answers)} answered"
@@ -532,7 +515,7 @@ def render_report(source: Path, layout: str, stages: dict[str, StageRecord], fil
     rows = "\n".join(f"| {name} | {r.status} | {r.method} | {r.seconds:.2f} | {r.error or r.summary} |"
                      for name, r in stages.items())
     file_rows = "\n".join(f"| {name} | {path.name} |" for name, path in files.items())
-    answer_rows = "\n".join(f"| {a['question']} | {format_answer(a)} | {a['explanation']} |" for a in answers)
+    answer_rows = "\n".join(f"| {a['question']} | {a['answer']} | {a['explanation']} |" for a in answers)
     memory = f"\nPeak memory: {peak_gib:.2f} GiB.\n" if peak_gib is not None else ""
     failed = [name for name, r in stages.items() if r.status == "failed"]
     status = f"**Stopped at stage '{failed[0]}'**; re-run the same command to resume.\n" if failed else ""
@@ -560,13 +543,3 @@ Input: `{source}` (layout: {layout}).
 """ if answers else "") + """
 Ask more: `sem3r ask scene "how many chairs are there?"` (from this folder).
 """
-
-
-def format_answer(answer: dict) -> str:
-    """An answer's value and unit as text."""
-    if answer["kind"] not in ("number", "choice"):
-        return "cannot answer"
-    value = answer["value"]
-    if isinstance(value, float):
-        value = f"{value:.0f}" if answer["unit"] == "count" else f"{value:.2f}"
-    return f"{value} {answer['unit']}".strip()

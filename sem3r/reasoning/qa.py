@@ -70,7 +70,7 @@ given (a compact text description of the scene plus the question), else the answ
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -85,6 +85,9 @@ from sem3r.reasoning.scene_graph import (
     build_scene_graph,
 )
 from sem3r.scene import Scene
+
+GENERIC_NAMES = frozenset({"object", "objects", "thing", "things", "item", "items", "instance", "instances"})
+"""Names that refer to every object of the scene (unless an object carries one of them as its label)."""
 
 FAMILIES = ("count", "abs_distance", "object_size", "room_size", "rel_distance", "rel_direction",
             "object_depth", "object_camera_distance", "camera_motion", "appearance_order")
@@ -345,6 +348,8 @@ class QAEngine:
         objs = self._by_label.get(key)
         if objs is None:
             objs = next((self._by_label[s] for s in singular_forms(key) if s in self._by_label), None)
+        if objs is None and not ident and key in GENERIC_NAMES and self.graph.objects:
+            objs = list(self.graph.objects)  # "how many objects": every instance, labelled or not
         if ident:
             if not ident.strip().isdigit() or int(ident) not in self._slot:
                 raise _QueryError(f"no object with id '{ident}' in '{text}'; known ids: "
@@ -407,8 +412,9 @@ class QAEngine:
     def _count(self, q: Query) -> Answer:
         objs = self._resolve(q.objects[0])
         n = len(objs)
+        same = len({o.label for o in objs}) == 1
         return Answer("number", float(n), "count",
-                      f"{n} {_plural(objs[0].label, n)} in the scene ({'id' if n == 1 else 'ids'} "
+                      f"{n} {_plural(objs[0].label if same else 'object', n)} in the scene ({'id' if n == 1 else 'ids'} "
                       f"{', '.join(str(o.id) for o in objs)}).", tuple(o.id for o in objs))
 
     def _abs_distance(self, q: Query) -> Answer:
@@ -550,6 +556,24 @@ class QAEngine:
             return Answer("choice" if reply else "unknown", reply or None, "", "answered by the LMM")
         return Answer("unknown", None, "", f"cannot answer: '{text}' is not a supported question; supported families "
                       f"are {', '.join(FAMILIES)}.")
+
+
+def answer_records(engine: QAEngine, questions: Sequence[str]) -> list[dict]:
+    """Answer many questions with one engine; JSON-ready records, one per question.
+
+    Returns:
+        ``{"question": q} | Answer.to_dict()`` per question; a question the engine rejects (e.g. an
+        empty one) gets ``kind="error"`` with the one-line reason instead of stopping the others.
+    """
+    records = []
+    for text in questions:
+        try:
+            record = engine.answer(text).to_dict()
+        except Sem3RError as exc:
+            record = {"answer": "cannot answer", "kind": "error", "value": None, "unit": "",
+                      "explanation": str(exc).splitlines()[0] if str(exc) else "error", "objects": []}
+        records.append({"question": text} | record)
+    return records
 
 
 def read_questions(path: str | Path) -> list[str]:

@@ -15,36 +15,31 @@ Example:
     ['scene.glb', 'scene.html', 'scene.ply']
 """
 
-from sem3r.viz.colors import UNLABELLED_COLOR, cloud_colors, instance_colors, label_palette, semantic_colors
-from sem3r.viz.common import default_frustum_depth, frustum_segments, frustum_vertices, viewer_frame
-from sem3r.viz.colmap_export import ColmapExportConfig, export_colmap
-from sem3r.viz.export import export_scene
-from sem3r.viz.glb import export_glb
-from sem3r.viz.html import export_html, viewer_payload
-from sem3r.viz.nerfstudio_export import NerfstudioExportConfig, export_nerfstudio
-from sem3r.viz.pca import PCAColorMap, pca_colors
-from sem3r.viz.ply import export_ply, read_ply
+from sem3r._lazy import lazy_exports
 
-__all__ = [
-    "UNLABELLED_COLOR",
-    "ColmapExportConfig",
-    "NerfstudioExportConfig",
-    "PCAColorMap",
-    "cloud_colors",
-    "default_frustum_depth",
-    "export_colmap",
-    "export_glb",
-    "export_html",
-    "export_nerfstudio",
-    "export_ply",
-    "export_scene",
-    "frustum_segments",
-    "frustum_vertices",
-    "instance_colors",
-    "label_palette",
-    "pca_colors",
-    "read_ply",
-    "semantic_colors",
-    "viewer_frame",
-    "viewer_payload",
-]
+# Names -> submodule, imported on first use (trimesh, torch and pycolmap stay out of `import sem3r.viz`).
+_SUBMODULE = {
+    "UNLABELLED_COLOR": "colors",
+    "cloud_colors": "colors",
+    "instance_colors": "colors",
+    "label_palette": "colors",
+    "semantic_colors": "colors",
+    "default_frustum_depth": "common",
+    "frustum_segments": "common",
+    "frustum_vertices": "common",
+    "viewer_frame": "common",
+    "ColmapExportConfig": "colmap_export",
+    "export_colmap": "colmap_export",
+    "export_scene": "export",
+    "export_glb": "glb",
+    "export_html": "html",
+    "viewer_payload": "html",
+    "NerfstudioExportConfig": "nerfstudio_export",
+    "export_nerfstudio": "nerfstudio_export",
+    "PCAColorMap": "pca",
+    "pca_colors": "pca",
+    "export_ply": "ply",
+    "read_ply": "ply",
+}
+
+__getattr__, __dir__, __all__ = lazy_exports("sem3r.viz", _SUBMODULE)

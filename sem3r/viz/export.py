@@ -15,11 +15,6 @@ from typing import Literal
 
 from sem3r.errors import Sem3RError
 from sem3r.scene import Scene
-from sem3r.viz.colmap_export import ColmapExportConfig, export_colmap
-from sem3r.viz.glb import export_glb
-from sem3r.viz.html import export_html
-from sem3r.viz.nerfstudio_export import NerfstudioExportConfig, export_nerfstudio
-from sem3r.viz.ply import export_ply
 
 FORMATS = ("ply", "glb", "html", "colmap", "nerfstudio")
 """Every format :func:`export_scene` writes."""
@@ -59,6 +54,12 @@ def export_scene(
     Returns:
         The written paths (files, or the dataset folders), in the order of ``formats``.
     """
+    from sem3r.viz.colmap_export import ColmapExportConfig, export_colmap
+    from sem3r.viz.glb import export_glb
+    from sem3r.viz.html import export_html
+    from sem3r.viz.nerfstudio_export import NerfstudioExportConfig, export_nerfstudio
+    from sem3r.viz.ply import export_ply
+
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise Sem3RError(f"unknown export format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")

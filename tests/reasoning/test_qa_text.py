@@ -73,3 +73,12 @@ def test_size_explanation_keeps_the_ambiguity_note(engine):
     ans = engine.answer("how wide is the table?")
     assert ans.explanation.startswith("2 tables; using table#2, the most visible. table#2 box is ")
     assert ans.explanation.endswith("; width 100 cm, the longer horizontal side as it is a thin vertical slab (0 cm deep).")
+
+
+def test_generic_object_names_count_every_instance(engine):
+    """'how many objects' counts all instances, labelled or not."""
+    answer = engine.answer("how many objects are there?")
+    assert answer.value == 5 and answer.objects == (2, 3, 5, 7, 9)
+    assert answer.explanation == "5 objects in the scene (ids 2, 3, 5, 7, 9)."
+    assert engine.answer("how many things are in the room?").value == 5
+    assert engine.answer("how many tables are there?").value == 2
