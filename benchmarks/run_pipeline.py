@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import re
 import shutil
 import subprocess
 import sys
@@ -29,18 +29,18 @@ QUESTIONS = (
 )
 
 
-def _run(source: Path, out: Path) -> tuple[float, float, int, str]:
-    """Run ``sem3r run`` in a child process; returns (seconds, peak GiB of the child, exit code, stderr tail)."""
+def _run(source: Path, out: Path) -> tuple[float, str, int, str]:
+    """Run ``sem3r run`` in a child process; returns (seconds, peak GiB from report.md, exit code, stderr tail)."""
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "sem3r.cli", "run", str(source), "--out", str(out)]
     for q in QUESTIONS:
         command += ["--question", q]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.run(command, check=False, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 2**20
-    return seconds, peak, proc.returncode, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    report = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
+    peak = re.search(r"Peak memory: ([0-9.]+) GiB", report)
+    return seconds, peak.group(1) if peak else "?", proc.returncode, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def main() -> None:
         stages = json.loads((out / "run.json").read_text())["stages"] if (out / "run.json").is_file() else {}
         chosen = "; ".join(f"{k}: {v['method'] or v['status']} ({v['seconds']:.1f}) -> {v['summary'] or v['error']}"
                            for k, v in stages.items() if k != "report")
-        print(f"| {name} | {seconds:.1f} | {peak:.2f} | {code} | {chosen or err} |")
+        print(f"| {name} | {seconds:.1f} | {peak} | {code} | {chosen or err} |")
         if (out / "answers.jsonl").is_file():
             answers[name] = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
     for name, rows in answers.items():
