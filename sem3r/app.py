@@ -8,7 +8,7 @@ pipeline's stages, then shows:
 
 * the standalone HTML point-cloud viewer of the run (``OUT/viewer.html``, embedded in a sandboxed
   ``<iframe srcdoc>``; it needs no network, so the app works offline);
-* the instance list (id, label, score, box size in metres, points);
+* the instance list (id, label, score, box size in metres, occupied voxels);
 * ``report.md``, and the PLY / GLB / viewer files for download;
 * a question box answered by the spatial QA engine on ``OUT/scene`` (with the cached scene graph of
   :mod:`sem3r.reasoning.graph_cache`, so repeated questions skip the graph build).
@@ -50,7 +50,7 @@ GEOMETRY_CHOICES = ("auto", "rgbd", "feedforward", "colmap")
 INSTANCE_CHOICES = ("auto", "combined", "geometric", "lift", "iggt", "perview", "none")
 """Instance methods offered in the UI."""
 
-TABLE_HEADERS = ["id", "label", "score", "size (m)", "points"]
+TABLE_HEADERS = ["id", "label", "score", "size (m)", "voxels"]
 """Columns of the instance table."""
 
 VIEWER_HEIGHT = 560
@@ -152,7 +152,8 @@ def prepare_input(run_dir: str | Path, files: Sequence[str | Path] | None = None
 
 
 def instance_rows(scene_dir: str | Path) -> list[list[Any]]:
-    """The instance table of a run's Scene: ``[id, label, score, size (m), points]`` per instance.
+    """The instance table of a run's Scene: ``[id, label, score, size (m), voxels]`` per instance (voxels: the
+    instance table's point count, on the voxelised cloud it was computed from).
 
     The size is the scene graph's box (length x width x height, height along up) when the graph can
     be built, else the axis-aligned box of the instance table; an instance without a label shows a dash.
