@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from sem3r.errors import Sem3RError
 from sem3r.io import read_json, write_json_atomic, write_text_atomic
-from sem3r.scene import InstanceTable, Scene
+from sem3r.scene import DENSE_GEOMETRY_HINT, InstanceTable, Scene
 
 STAGES = ("input", "geometry", "instances", "labels", "export", "questions", "report")
 """Every stage :func:`run_pipeline` knows, in order."""
@@ -327,6 +327,10 @@ def run_pipeline(source: str | Path, out: str | Path, config: RunConfig | None =
     input_scene = Scene.load(reader_path) if layout == "sem3r" else None
     backend = config.geometry if config.geometry != "auto" else choose_geometry(layout, input_scene, config.checkpoint)
     geometry_config = _geometry_config(backend, config)
+    if backend == "feedforward":  # a bad checkpoint or hub id fails before the frames are read
+        from sem3r.reconstruct.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(geometry_config.checkpoint)
     method = config.instances if config.instances != "auto" else "combined"
     instances_config = None if method == "none" else _instances_config(method, config)
     encoder = None
@@ -369,8 +373,8 @@ def run_pipeline(source: str | Path, out: str | Path, config: RunConfig | None =
         dense = scene.depth is not None or scene.world_points is not None
         if instances_config is None or (config.instances == "auto" and not dense):
             scene.save(out / "scene")
-            return "turned off" if dense else ("instances need dense geometry (depth or a point map): use RGB-D input "
-                                               "or --checkpoint for the feedforward backend")
+            return "turned off" if dense else (f"instances need dense geometry (depth or a point map) from {DENSE_GEOMETRY_HINT}; "
+                                               "give RGB-D input or --checkpoint for the feedforward backend")
         from sem3r.instances import segment
 
         scene = segment(scene, method, instances_config)

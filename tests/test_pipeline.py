@@ -123,3 +123,23 @@ def test_cli_run_prints_stages_and_exit_codes(synthetic_input, tmp_path, capsys)
     assert "geometry   done     rgbd" in printed and "A: " in printed
     assert main(["run", str(synthetic_input), "--out", str(out), "--geometry-option", "nonsense=1"]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_models_are_resolved_before_anything_is_written(synthetic_input, tmp_path, monkeypatch):
+    """A hub checkpoint or --vlm that cannot be had fails at once, before any stage runs or writes."""
+    import sem3r.hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sem3r.hub, "hub_reachable", lambda timeout=sem3r.hub.HUB_TIMEOUT_S: False)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from PIL import Image
+
+    for i, image in enumerate(Scene.load(synthetic_input).images):
+        Image.fromarray(image).save(photos / f"{i}.png")
+    out = tmp_path / "out"
+    with pytest.raises(Sem3RError, match="cannot reach the Hugging Face hub.*sem3r-test/no-such-model"):
+        run_pipeline(photos, out, RunConfig(checkpoint="sem3r-test/no-such-model"))
+    with pytest.raises(Sem3RError, match="cannot reach the Hugging Face hub"):
+        run_pipeline(synthetic_input, out, RunConfig(classes=("chair",), vlm="sem3r-test/no-such-clip"))
+    assert not out.exists()
