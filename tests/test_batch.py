@@ -47,6 +47,7 @@ def test_local_batch_records_failures_and_resumes(inputs, tmp_path):
 def test_process_pool_gives_the_same_scenes(inputs, tmp_path):
     serial = run_batch([inputs / "room1", inputs / "room2"], tmp_path / "serial", BatchConfig(run=FAST))
     pooled = run_batch([inputs / "room1", inputs / "room2"], tmp_path / "pool", BatchConfig(run=FAST, workers=2))
+    assert [r.status for r in pooled] == ["done", "done"], [r.error for r in pooled]
     assert [r.instances for r in pooled] == [r.instances for r in serial]
     assert [r.name for r in pooled] == ["room1", "room2"]
 
