@@ -410,8 +410,14 @@ def run_pipeline(source: str | Path, out: str | Path, config: RunConfig | None =
         from sem3r.reasoning.qa import QAEngine, answer_records
         from sem3r.reasoning.scene_graph import SceneGraphConfig
 
-        graph = load_or_build_scene_graph(out / "scene", scene, SceneGraphConfig(up=config.up or "auto"), progress=True)
-        run.answers = answer_records(QAEngine(graph), config.questions)
+        try:
+            graph = load_or_build_scene_graph(out / "scene", scene, SceneGraphConfig(up=config.up or "auto"), progress=True)
+        except Sem3RError as exc:  # e.g. a sparse scene without instances: every answer says why
+            reason = str(exc).splitlines()[0]
+            run.answers = [{"question": q, "answer": "cannot answer", "kind": "error", "value": None, "unit": "",
+                            "explanation": reason, "objects": []} for q in config.questions]
+        else:
+            run.answers = answer_records(QAEngine(graph), config.questions)
         write_text_atomic(out / "answers.jsonl", "".join(json.dumps(a, allow_nan=False) + "\n" for a in run.answers))
         run.files["answers"] = out / "answers.jsonl"
         answered = sum(a["kind"] in ("number", "choice") for a in run.answers)

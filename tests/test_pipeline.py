@@ -143,3 +143,35 @@ def test_models_are_resolved_before_anything_is_written(synthetic_input, tmp_pat
     with pytest.raises(Sem3RError, match="cannot reach the Hugging Face hub"):
         run_pipeline(synthetic_input, out, RunConfig(classes=("chair",), vlm="sem3r-test/no-such-clip"))
     assert not out.exists()
+
+
+def test_sparse_geometry_skips_instances_but_exports_and_explains(synthetic_input, tmp_path):
+    """A backend without dense geometry (like colmap): instances skipped with a note, points exported."""
+    from dataclasses import dataclass
+
+    from sem3r.reconstruct import register_backend, unregister_backend
+    from sem3r.viz import read_ply
+
+    @dataclass
+    class SparseConfig:
+        pass
+
+    def sparse(scene, config):
+        out = scene.select_views(slice(None))
+        out.depth = out.depth_conf = out.world_points = out.point_conf = None
+        out.sparse_points = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+        out.sparse_colors = np.full((50, 3), 200, np.uint8)
+        out.metadata["metric"] = False
+        return out
+
+    register_backend("sparse_test", sparse, SparseConfig)
+    try:
+        out = tmp_path / "out"
+        result = run_pipeline(synthetic_input, out, RunConfig(geometry="sparse_test", questions=("how big is the room?",)))
+    finally:
+        unregister_backend("sparse_test")
+    assert result.stages["instances"].status == "skipped"
+    assert "dense geometry" in result.stages["instances"].summary
+    assert result.stages["geometry"].summary.startswith("3/3 cameras, no dense geometry, 50 sparse points")
+    assert len(read_ply(out / "scene.ply").xyz) == 50
+    assert result.answers[0]["kind"] == "error" and result.stages["questions"].status == "done"
