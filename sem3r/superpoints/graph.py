@@ -162,7 +162,7 @@ def face_array(faces: np.ndarray, num_vertices: int | None = None) -> np.ndarray
     faces = np.asarray(faces)
     if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and not np.issubdtype(faces.dtype, np.integer)):
         raise Sem3RError(f"faces must be (F, 3) integer vertex indices, got {faces.dtype} {faces.shape}")
-    faces = faces.astype(np.int64)
+    faces = np.ascontiguousarray(faces, np.int64)
     if faces.size and faces.min() < 0:
         raise Sem3RError(f"faces hold negative vertex indices (min {faces.min()})")
     if num_vertices is not None and faces.size and faces.max() >= num_vertices:
@@ -290,7 +290,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return _area_normals_kernel(np.ascontiguousarray(verts, np.float64), faces)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")  # 0 / 0 gives NaN as in C++, not an exception
 def _scannet_kernel(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = len(verts)
     normals = np.zeros((m, 3), np.float32)
@@ -345,8 +345,9 @@ def scannet_mesh_graph(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
       unit vector from ``a`` to ``b`` (the far vertex's normal against the direction: one-sided,
       so the two copies of an edge can differ and the lighter one decides).
 
-    A zero-area face has no normal (NaN in the tool, which then poisons its vertices' normals and
-    edges); here such faces give NaN weights as well, which :func:`mesh_superpoints` reports.
+    A zero-area face has no normal: NaN in the tool, which then poisons its vertices' normals and
+    every edge touching them; here too (:func:`~sem3r.geometry.felzenszwalb.felzenszwalb_scannet`
+    then treats NaN weights as the tool does).
 
     Args:
         vertices: ``(M, 3)`` vertex positions (rounded to float32).
@@ -364,8 +365,7 @@ def scannet_mesh_graph(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     """
     verts = point_array(vertices, "mesh vertices")
     faces = face_array(faces, len(verts))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _scannet_kernel(np.ascontiguousarray(verts, np.float32), faces)
+    return _scannet_kernel(np.ascontiguousarray(verts, np.float32), faces)
 
 
 @numba.njit(cache=True)
@@ -433,5 +433,15 @@ def geometric_weights(points: np.ndarray, normals: np.ndarray, edges: np.ndarray
         raise Sem3RError(f"edges must be (E, 2) integer node pairs, got {edges.dtype} {edges.shape}")
     if edges.size and (edges.min() < 0 or edges.max() >= len(pts)):
         raise Sem3RError(f"edge node ids must lie in [0, {len(pts)})")
-    edges = edges.astype(np.int64)
-    return _weights_kernel(pts, nrm, np.ascontiguousarray(edges[:, 0]), np.ascontiguousarray(edges[:, 1]), bool(oriented))
+    return checked_weights(pts, nrm, edges, oriented)
+
+
+def checked_weights(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, oriented: bool) -> np.ndarray:
+    """:func:`geometric_weights` without its checks, for callers whose inputs are valid by construction.
+
+    Args:
+        points: ``(M, 3) float64``; normals: ``(M, 3) float64``; edges: ``(E, 2) int`` in ``[0, M)``.
+    """
+    edges = np.asarray(edges, np.int64)
+    return _weights_kernel(np.asarray(points, np.float64), np.asarray(normals, np.float64),
+                           np.ascontiguousarray(edges[:, 0]), np.ascontiguousarray(edges[:, 1]), bool(oriented))
