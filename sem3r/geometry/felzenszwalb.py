@@ -45,7 +45,6 @@ import numpy as np
 
 from sem3r.errors import Sem3RError
 
-
 _DIGIT = 11
 """Bits per radix pass: 2048 buckets stay in L1 cache while keys scatter."""
 

@@ -33,17 +33,19 @@ from sem3r.geometry._validate import point_array
 from sem3r.geometry.knn import knn
 
 
-def knn_neighbours(points: np.ndarray, k: int, workers: int = -1) -> tuple[np.ndarray, np.ndarray]:
+def knn_neighbours(points: np.ndarray, k: int, workers: int = -1, distances: bool = True):
     """Every point's ``k`` nearest other points, plus itself, from one KD-tree query.
 
     Args:
         points: ``(M, 3)`` points, ``M >= 2``.
         k: neighbours per point besides itself, ``1 <= k``; clipped to ``M - 1``.
         workers: threads of the query (``-1``: all cores).
+        distances: also return the distances (``False``: only the indices, which saves putting a
+            second ``(M, k + 1)`` table back into input order: ~0.15 s for 1M points and 16 columns).
 
     Returns:
         ``distances (M, k + 1) float64`` sorted ascending and ``indices (M, k + 1) int64``; column 0
-        is the point itself (or a point coincident with it).
+        is the point itself (or a point coincident with it). Only ``indices`` with ``distances=False``.
 
     Raises:
         Sem3RError: fewer than 2 points, NaN or infinite coordinates, ``k < 1``.
@@ -60,11 +62,13 @@ def knn_neighbours(points: np.ndarray, k: int, workers: int = -1) -> tuple[np.nd
     tree = cKDTree(pts, balanced_tree=False, compact_nodes=False)
     order = tree.indices  # leaf order: neighbouring queries share leaves (cache locality)
     dist, idx = knn(tree, pts[order], k + 1, workers=workers)
-    distances = np.empty_like(dist)
     indices = np.empty_like(idx)
-    distances[order] = dist
     indices[order] = idx
-    return distances, indices
+    if not distances:
+        return indices
+    table = np.empty_like(dist)
+    table[order] = dist
+    return table, indices
 
 
 @numba.njit(cache=True)
@@ -368,10 +372,10 @@ def scannet_mesh_graph(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     return _scannet_kernel(np.ascontiguousarray(verts, np.float32), faces)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _weights_kernel(points: np.ndarray, normals: np.ndarray, src: np.ndarray, dst: np.ndarray, oriented: bool) -> np.ndarray:
     out = np.empty(len(src), np.float64)
-    for e in range(len(src)):
+    for e in numba.prange(len(src)):
         a, b = src[e], dst[e]
         dot = normals[a, 0] * normals[b, 0] + normals[a, 1] * normals[b, 1] + normals[a, 2] * normals[b, 2]
         if not oriented:

@@ -35,7 +35,6 @@ from sem3r.superpoints.graph import (
     checked_weights,
     edges_from_neighbours,
     face_array,
-    geometric_weights,
     knn_neighbours,
     mesh_edges,
     scannet_mesh_graph,
@@ -177,7 +176,7 @@ def compute_superpoints(points: np.ndarray, config: SuperpointConfig | None = No
         if keep.shape != (len(edges),) or keep.dtype != bool:
             raise Sem3RError(f"keep must be a ({len(edges)},) bool mask of the edges, got {keep.dtype} {keep.shape}")
         edges = edges[keep]
-    weights = geometric_weights(pts, normals, edges, oriented=oriented)
+    weights = checked_weights(pts, normals, edges, oriented)  # edges and normals were checked above
     return felzenszwalb_segment(len(pts), edges, weights, config.kthresh, config.min_size)
 
 
@@ -313,7 +312,7 @@ def knn_graph(pts: np.ndarray, config: SuperpointConfig, view: np.ndarray | None
     if len(pts) < 2:
         return np.zeros((0, 2), np.int64), None
     columns = max(config.k + 1 if want_edges else 2, config.normal_k if want_normals else 2)
-    _, neighbours = knn_neighbours(pts, columns - 1, config.workers)
+    neighbours = knn_neighbours(pts, columns - 1, config.workers, distances=False)
     edges = edges_from_neighbours(neighbours[:, : config.k + 1]) if want_edges else None
     normals = normals_from_neighbours(pts, neighbours[:, : config.normal_k], view) if want_normals else None
     return edges, normals
@@ -325,7 +324,7 @@ def _edge_array(edges: np.ndarray, num: int) -> np.ndarray:
         raise Sem3RError(f"edges must be (E, 2) integer point pairs, got {edges.dtype} {edges.shape}")
     if edges.size and (edges.min() < 0 or edges.max() >= num):
         raise Sem3RError(f"edge point ids must lie in [0, {num})")
-    return edges.astype(np.int64).reshape(-1, 2)
+    return edges.astype(np.int64, copy=False).reshape(-1, 2)
 
 
 def _normal_array(normals: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
