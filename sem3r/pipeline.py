@@ -529,10 +529,14 @@ def render_report(source: Path, layout: str, stages: dict[str, StageRecord], fil
     memory = f"\nPeak memory: {peak_gib:.2f} GiB.\n" if peak_gib is not None else ""
     failed = [name for name, r in stages.items() if r.status == "failed"]
     status = f"**Stopped at stage '{failed[0]}'**; re-run the same command to resume.\n" if failed else ""
+    defaults = RunConfig()
+    changed = [f"`{f.name}={getattr(config, f.name)!r}`" for f in dataclasses.fields(config)
+               if f.name != "questions" and getattr(config, f.name) != getattr(defaults, f.name)]
+    options = f"Options: {', '.join(changed)}.\n" if changed else "Options: the defaults.\n"
     return f"""# Sem3R run report
 
 Input: `{source}` (layout: {layout}).
-{status}{memory}
+{options}{status}{memory}
 ## Stages
 
 | stage | status | method | seconds | result |
