@@ -4,7 +4,8 @@
 ========================  ====================================================================
 module                    what it does
 ========================  ====================================================================
-``graph``                 KNN / mesh edges, vertex normals, ScanNet-style geometric weights
+``graph``                 KNN / mesh edges, vertex normals, ScanNet-style geometric weights,
+                          ScanNet Segmentator's own mesh graph (``compat="scannet"``)
 ``ibsp``                  cut the edges whose endpoints carry different 2D instance ids
 ``segment``               :class:`SuperpointConfig`, point / scene / mesh superpoints
 ========================  ====================================================================
@@ -20,9 +21,11 @@ _SUBMODULE = {
     "knn_edges": "graph",
     "knn_neighbours": "graph",
     "mesh_edges": "graph",
+    "scannet_mesh_graph": "graph",
     "vertex_normals": "graph",
     "IBSP_VIEWS": "ibsp",
     "instance_boundary_cut": "ibsp",
+    "COMPAT": "segment",
     "WEIGHTS": "segment",
     "SuperpointConfig": "segment",
     "compute_superpoints": "segment",
