@@ -12,7 +12,9 @@ neighbour table, :func:`edges_from_neighbours` turns its first columns into undi
 Speed (1M points of a synthetic room, 2 cores): the query runs on a KD-tree built without
 median balancing (``balanced_tree=False, compact_nodes=False``) and asks for the points in the
 tree's own leaf order (``tree.indices``), so consecutive queries visit the same leaves; in the
-points' input order the same query takes 3-6x longer when that order is spatially random.
+points' input order the same query takes 3-6x longer when that order is spatially random. It is
+bounded by a distance from a sample of queries, so the tree prunes from the first node, and the
+few rows the bound cuts short are queried again (:func:`_bounded_query`; exact either way).
 Deduplication of the directed KNN pairs is a parallel numba pass that keeps ``i -> j`` when ``i < j``, or
 when ``i > j`` and ``i`` is not among ``j``'s neighbours (an ``O(M k^2)`` scan of rows that are
 already in cache), and writes the ``(E, 2)`` array directly: 0.3 s for 1M points and ``k = 10``
@@ -61,7 +63,7 @@ def knn_neighbours(points: np.ndarray, k: int, workers: int = -1, distances: boo
     k = min(int(k), len(pts) - 1)
     tree = cKDTree(pts, balanced_tree=False, compact_nodes=False)
     order = tree.indices  # leaf order: neighbouring queries share leaves (cache locality)
-    dist, idx = knn(tree, pts[order], k + 1, workers=workers)
+    dist, idx = _bounded_query(tree, pts[order], k + 1, workers)
     indices = np.empty_like(idx)
     indices[order] = idx
     if not distances:
@@ -69,6 +71,29 @@ def knn_neighbours(points: np.ndarray, k: int, workers: int = -1, distances: boo
     table = np.empty_like(dist)
     table[order] = dist
     return table, indices
+
+
+def _bounded_query(tree: cKDTree, queries: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest neighbours, found faster with a distance bound.
+
+    A KD-tree query prunes a branch only once ``k`` candidates bound the search; given an upper
+    bound from the start it prunes from the first node on. The bound is the 99th percentile of the
+    ``k``-th neighbour distance of an even sample of 2,000 queries; the ~1% of rows that find fewer
+    than ``k`` points within it are queried again without one, so the result is the exact KNN
+    (1M points, 16 columns: 1.5 s instead of 2.2 s on 2 shared cores).
+    """
+    step = max(len(queries) // 2000, 1)
+    if len(queries) < 20_000:
+        return knn(tree, queries, k, workers=workers)
+    sample, _ = knn(tree, queries[::step], k, workers=workers)
+    bound = float(np.nextafter(np.quantile(sample[:, -1], 0.99), np.inf))
+    if not bound > 0:
+        return knn(tree, queries, k, workers=workers)
+    dist, idx = knn(tree, queries, k, max_distance=bound, workers=workers)
+    missing = np.flatnonzero(idx[:, -1] == tree.n)
+    if len(missing):
+        dist[missing], idx[missing] = knn(tree, queries[missing], k, workers=workers)
+    return dist, idx
 
 
 @numba.njit(cache=True, parallel=True)

@@ -96,3 +96,13 @@ def test_numba_pca_normals_equal_eigh():
     got = normals_from_neighbours(pts, nb)
     assert np.allclose(np.abs(np.einsum("ij,ij->i", got, expected)), 1.0, atol=1e-9)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0)
+
+
+def test_bounded_knn_query_equals_the_plain_query():
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(3)
+    pts = np.r_[rng.normal(size=(30_000, 3)), rng.normal(size=(200, 3)) * 20]  # sparse outliers miss the bound
+    dist, idx = knn_neighbours(pts, 12)
+    d0, i0 = cKDTree(pts).query(pts, 13)
+    assert np.array_equal(idx, i0) and np.allclose(dist, d0)
