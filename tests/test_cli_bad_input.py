@@ -44,8 +44,9 @@ def assert_one_line_error(capsys, argv, *needles):
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
-    err = err.rsplit("\r", 1)[-1]  # a progress bar of work done before the failure may precede the line
-    assert err.startswith("sem3r: error: ") and err.count("\n") == 1, err
+    assert "sem3r: error: " in err, err
+    err = err[err.index("sem3r: error: "):]  # a progress bar of work done before the failure may precede the line
+    assert err.count("\n") == 1 and err.endswith("\n"), err
     assert "Traceback" not in err
     for needle in needles:
         assert needle in err, (needle, err)
