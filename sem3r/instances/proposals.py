@@ -105,7 +105,14 @@ class ProposalConfig:
         leg_footprint: a standing component under a component whose footprint it has at most this
             fraction of is a leg of it and joins it (table and chair legs, a lamp's pole: their
             joins with what they carry are concave or hidden).
-        leg_gap: a leg's top lies within this distance (m) of the bottom of what it carries.
+        leg_gap: a leg's top lies within this distance (m) of the lowest point of what it carries
+            above the leg's footprint.
+        leg_aspect: a leg is upright: its height is at least this times its largest horizontal side
+            (a rug or a floor speck under a table is not a leg).
+        leg_rounds: the leg test is repeated this many times (a leg broken by missing depth joins
+            piece by piece).
+        leg_floating: components that do not stand on the floor can be legs too (a piece of a leg
+            cut off by a hole hangs under what it carries).
         contain_margin: a part whose gravity-aligned box lies inside a bigger touching component's
             box grown by this (m) joins it (shelves in a bookshelf).
         min_mask_agreement: combined mode: a superpoint takes a lifted id when at least this
@@ -144,6 +151,9 @@ class ProposalConfig:
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
     leg_gap: float = 0.1
+    leg_rounds: int = 3
+    leg_aspect: float = 1.0
+    leg_floating: bool = True
     contain_margin: float = 0.02
     min_mask_agreement: float = 0.5
     size_saturation: float = 2000.0
@@ -437,29 +447,64 @@ def _boxes(values: np.ndarray, groups: np.ndarray, num: int) -> tuple[np.ndarray
 
 def _merge_legs(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, structure: Structure,
                 config: ProposalConfig) -> np.ndarray:
-    """Join legs to what they carry: ``(S,)`` component ids after merging every component that stands
-    on the floor, reaches up to within ``leg_gap`` of the bottom of a component above it, lies inside
-    its footprint and has at most ``leg_footprint`` of its footprint area. The top of a leg is hidden
-    under what it carries, so the two need not touch in the point graph. ``ground (M, 3)``: the
-    points in the :func:`~sem3r.instances.structure.ground_basis` frame (last axis up)."""
+    """Join legs to what they carry: ``(S,)`` component ids after merging every component that lies
+    inside the footprint of another, has at most ``leg_footprint`` of its footprint area, is upright
+    (``leg_aspect``) and whose top is within ``leg_gap`` of that one's bottom or of its lowest point
+    above the leg. The top of a leg is hidden under what it carries, so the two need not touch in
+    the point graph.
+
+    "Above it" is measured over the leg's own footprint (not the whole carrier), so a table that
+    already holds one leg still takes the others, and the test is repeated ``leg_rounds`` times so
+    that a leg broken into pieces by missing depth (thin structures drop out on real sensors) joins
+    piece by piece from the top. Without ``leg_floating``, only components standing on the floor
+    (lowest point within ``leg_floor_gap`` of it) are legs. ``ground (M, 3)``: the points in the
+    :func:`~sem3r.instances.structure.ground_basis` frame (last axis up)."""
     if structure.floor_height is None:
         return component
-    num = int(component.max()) + 1
-    obj = sp_ids >= 0
-    lo, hi = _boxes(ground[obj], component[sp_ids[obj]], num)
-    footprint = np.prod(np.maximum(hi[:, :2] - lo[:, :2], config.voxel_size), axis=1)
-    on_floor = lo[:, 2] - structure.floor_height <= config.leg_floor_gap
-    legs = np.flatnonzero(on_floor)
-    uppers = np.flatnonzero(~on_floor)
-    lower, upper = np.repeat(legs, len(uppers)), np.tile(uppers, len(legs))
+    obj = np.flatnonzero(sp_ids >= 0)
+    g = ground[obj]
     margin = 2 * config.voxel_size
-    inside = np.all((lo[lower, :2] >= lo[upper, :2] - margin) & (hi[lower, :2] <= hi[upper, :2] + margin), axis=1)
-    reach = np.abs(hi[lower, 2] - lo[upper, 2]) <= config.leg_gap
-    leg = inside & reach & (footprint[lower] <= config.leg_footprint * footprint[upper])
-    if not leg.any():
-        return component
-    graph = sp.coo_matrix((np.ones(int(leg.sum())), (lower[leg], upper[leg])), shape=(num, num))
-    return connected_components(graph, directed=False)[1][component]
+    for _ in range(config.leg_rounds):
+        num = int(component.max()) + 1
+        comp = component[sp_ids[obj]]
+        lo, hi = _boxes(g, comp, num)
+        footprint = np.prod(np.maximum(hi[:, :2] - lo[:, :2], config.voxel_size), axis=1)
+        present = np.isfinite(lo[:, 0])
+        on_floor = present & (lo[:, 2] - structure.floor_height <= config.leg_floor_gap)
+        upright = hi[:, 2] - lo[:, 2] >= config.leg_aspect * np.max(hi[:, :2] - lo[:, :2], axis=1)
+        legs = np.flatnonzero((on_floor if not config.leg_floating else present) & upright)
+        uppers = np.flatnonzero(present & (footprint * config.leg_footprint >= footprint[legs].min(initial=np.inf)))
+        lower, upper = np.repeat(legs, len(uppers)), np.tile(uppers, len(legs))
+        inside = np.all((lo[lower, :2] >= lo[upper, :2] - margin) & (hi[lower, :2] <= hi[upper, :2] + margin), axis=1)
+        cand = inside & (lower != upper) & (footprint[lower] <= config.leg_footprint * footprint[upper]) & \
+            (hi[upper, 2] > hi[lower, 2])
+        lower, upper = lower[cand], upper[cand]
+        if not len(lower):
+            break
+        # a leg's top meets the carrier's lowest point over the leg's footprint (grown by the margin: a
+        # table that holds one leg already) or the carrier's bottom (a lamp shade is a ring around its
+        # pole); a carrier reaching down past the leg's top over it is not carried by it (a table top
+        # over a chair's back)
+        order = np.argsort(comp, kind="stable")
+        starts = np.searchsorted(comp[order], np.arange(num + 1))
+        gap = np.full(len(lower), np.inf)
+        for k, (a, b) in enumerate(zip(lower, upper)):
+            pts = g[order[starts[b]:starts[b + 1]]]
+            over = np.all((pts[:, :2] >= lo[a, :2] - margin) & (pts[:, :2] <= hi[a, :2] + margin), axis=1)
+            above = pts[over, 2].min() if over.any() else np.inf
+            if above >= hi[a, 2] - config.leg_gap:
+                gap[k] = min(abs(above - hi[a, 2]), abs(lo[b, 2] - hi[a, 2]))
+        # a leg carries one thing: the nearest carrier above it (a leg under two would chain them)
+        best = np.full(num, np.inf)
+        np.minimum.at(best, lower, gap)
+        nearest = np.flatnonzero((gap <= config.leg_gap) & (gap == best[lower]))
+        reach = np.zeros(len(lower), bool)
+        reach[nearest[np.unique(lower[nearest], return_index=True)[1]]] = True
+        if not reach.any():
+            break
+        graph = sp.coo_matrix((np.ones(int(reach.sum())), (lower[reach], upper[reach])), shape=(num, num))
+        component = connected_components(graph, directed=False)[1][component]
+    return component
 
 
 def _merge_contained(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, pa: np.ndarray, pb: np.ndarray,

@@ -63,6 +63,10 @@ class StructureConfig:
         flush_distance: ... and this distance (m) of a wall with more than ``1 / max_flush_fraction``
             times its points is ``flush``: a door, window or board on that wall (an object).
         max_flush_fraction: see ``flush_distance``.
+        gravity_align: once up is known, near-vertical planes are made exactly vertical and
+            near-horizontal ones exactly horizontal before they are classified (walls stand plumb),
+            where that leaves no more points behind the plane than the fitted one does (a wall that
+            really leans keeps its fit).
         label_normal_angle: :meth:`Structure.on_points` takes points within this angle (degrees) of a
             plane's normal (fine points on sensor depth have noisy normals; an object's side
             touching a wall is at 90 degrees).
@@ -82,6 +86,7 @@ class StructureConfig:
     flush_angle: float = 5.0
     flush_distance: float = 0.08
     max_flush_fraction: float = 0.5
+    gravity_align: bool = True
 
     def validate(self) -> None:
         """Raise :class:`Sem3RError` naming the first invalid setting."""
@@ -274,6 +279,12 @@ def detect_structure(points: np.ndarray, normals: np.ndarray, cam_from_world: np
                     "which can be tens of degrees off on handheld sequences; pass --up x,y,z to fix it")
         elif source == "ceiling":
             note = "no floor visible: up comes from the ceiling plane"
+    if config.gravity_align:  # keep the plumb / level plane where no more points lie behind it than the fit
+        behind = np.array([_behind_fraction(p, pts, config.behind_margin, ranges) for p in planes])
+        aligned = [_gravity_aligned(p, pts, up, config) for p in planes]
+        behind_aligned = np.array([_behind_fraction(p, pts, config.behind_margin, ranges) for p in aligned])
+        planes = [a if ba <= b else p for p, a, b, ba in zip(planes, aligned, behind, behind_aligned)]
+        boundary = big & (np.minimum(behind, behind_aligned) <= config.max_behind)
     kinds, floor_height = _classify(planes, boundary, up, centres, config)
     labels = np.full(len(pts), -1, np.int8)
     for plane, kind in zip(planes, kinds):
@@ -281,6 +292,25 @@ def detect_structure(points: np.ndarray, normals: np.ndarray, cam_from_world: np
             labels[plane.inliers] = STRUCTURE_CLASSES.index(kind)
     return Structure(up=up, up_source=source, labels=labels, planes=planes, kinds=kinds, floor_height=floor_height,
                      camera_up_error=_angle(up, cam_up), note=note)
+
+
+def _gravity_aligned(plane: Plane, pts: np.ndarray, up: np.ndarray, config: StructureConfig) -> Plane:
+    """``plane`` made exactly vertical (normal orthogonal to ``up``) when it lies within
+    ``vertical_angle`` of vertical, or exactly horizontal within ``horizontal_angle``, its offset
+    the median over its inliers: walls stand plumb and floors lie level, so on noisy far depth
+    (a Kinect's quantisation steps reach 10 cm at 5 m) the gravity prior fixes the tilt the fit
+    picks up, which would otherwise leave the far end of a wall in front of or behind the plane
+    (and the wall then fails the nothing-behind-a-boundary test)."""
+    facing = float(plane.normal @ up)
+    if abs(facing) <= np.sin(np.deg2rad(config.vertical_angle)):
+        normal = plane.normal - facing * up
+    elif abs(facing) >= np.cos(np.deg2rad(config.horizontal_angle)):
+        normal = np.sign(facing) * up
+    else:
+        return plane
+    normal = normal / np.linalg.norm(normal)
+    offset = -float(np.median(pts[plane.inliers] @ normal)) if len(plane.inliers) else plane.offset
+    return dataclasses.replace(plane, normal=normal, offset=offset)
 
 
 def _toward_cameras(plane: Plane, centres: np.ndarray) -> Plane:

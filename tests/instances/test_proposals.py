@@ -149,3 +149,52 @@ def test_all_structure_scene_gives_zero_proposals():
 def test_no_geometry_is_a_clear_error(room):
     with pytest.raises(Sem3RError, match="no valid reconstructed pixel"):
         geometric_proposals(dataclasses.replace(room, depth=np.zeros_like(room.depth)))
+
+
+def _stick(x0, y0, s, z0, z1):
+    """The four sides of a vertical square stick ``s`` wide from height ``z0`` to ``z1`` (a table leg)."""
+    faces = [_face((y0, z0), (y0 + s, z1), 0, x0, [-1.0, 0, 0]), _face((y0, z0), (y0 + s, z1), 0, x0 + s, [1.0, 0, 0]),
+             _face((x0, z0), (x0 + s, z1), 1, y0, [0, -1.0, 0]), _face((x0, z0), (x0 + s, z1), 1, y0 + s, [0, 1.0, 0])]
+    return np.concatenate([f[0] for f in faces]), np.concatenate([f[1] for f in faces])
+
+
+def table_cloud(broken: bool):
+    """A floor, a table top (1.0 x 0.6 m slab at 0.72-0.76 m) and four legs that stop 6 cm under it
+    (hidden joins: the legs and the top never touch in the point graph); with ``broken`` one leg has
+    a 6 cm hole halfway up, as missing depth leaves on a thin leg."""
+    floor, fn = _face((0, 0), (3, 3), 2, 0.0, [0, 0, 1.0])
+    top = [_face((1.0, 1.0), (2.0, 1.6), 2, 0.76, [0, 0, 1.0]),
+           _face((1.0, 0.72), (2.0, 0.76), 1, 1.0, [0, -1.0, 0]), _face((1.0, 0.72), (2.0, 0.76), 1, 1.6, [0, 1.0, 0]),
+           _face((1.0, 0.72), (1.6, 0.76), 0, 1.0, [-1.0, 0, 0]), _face((1.0, 0.72), (1.6, 0.76), 0, 2.0, [1.0, 0, 0])]
+    parts = [(floor, fn, -1)] + [(p, n, 0) for p, n in top]
+    for k, (x, y) in enumerate([(1.04, 1.04), (1.9, 1.04), (1.04, 1.5), (1.9, 1.5)]):
+        if broken and k == 0:
+            parts += [(*_stick(x, y, 0.06, 0.02, 0.32), 0), (*_stick(x, y, 0.06, 0.38, 0.66), 0)]
+        else:
+            parts.append((*_stick(x, y, 0.06, 0.02, 0.66), 0))
+    pts = np.concatenate([p for p, _, _ in parts])
+    nrm = np.concatenate([n for _, n, _ in parts])
+    return pts, nrm, np.concatenate([np.full(len(p), k) for p, _, k in parts])
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_table_legs_join_the_top_they_carry(broken):
+    pts, nrm, ids = table_cloud(broken)
+    structure = detect_structure(pts, nrm, CAMS)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    _, inst, scores, _ = group_objects(pts, nrm, edges, structure, ProposalConfig(min_points=10))
+    assert len(scores) == 1
+    assert _matches(inst, ids, 0)[1] > 0.95
+
+
+@pytest.mark.parametrize("options, expected", [({"leg_rounds": 1, "leg_floating": False}, 3), ({"leg_rounds": 1}, 2),
+                                              ({"leg_floating": False}, 3)])
+def test_a_broken_leg_needs_the_repeated_and_floating_leg_test(options, expected):
+    # floor-standing legs only, both halves of the broken leg stay apart; one round, the lower half
+    # does not reach the table yet (the test above can fail)
+    pts, nrm, ids = table_cloud(True)
+    structure = detect_structure(pts, nrm, CAMS)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    _, inst, scores, _ = group_objects(pts, nrm, edges, structure, ProposalConfig(min_points=10, **options))
+    assert len(scores) == expected
+

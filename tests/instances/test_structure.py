@@ -117,3 +117,31 @@ def test_planes_found_with_noise_adapted_band():
     plane = detect_planes(noisy, np.tile([0, 0, 1.0], (4000, 1)), PlaneDetectionConfig(seed=1), ranges)[0]
     assert len(plane.inliers) > 0.97 * 4000
     assert plane.band(np.array([2.0])) == pytest.approx(4 * plane.band(np.array([1.0])), rel=1e-6)
+
+
+def test_gravity_aligned_plane_is_plumb_and_through_its_inliers():
+    from sem3r.geometry.planes import Plane
+    from sem3r.instances.structure import _gravity_aligned
+
+    rng = np.random.default_rng(0)
+    pts = np.c_[rng.uniform(0, 4, 500), 3 + rng.normal(0, 0.03, 500), rng.uniform(0, 2.5, 500)]  # noisy plumb wall y = 3
+    tilted = np.array([0.0, -1.0, -0.1]) / np.linalg.norm([0.0, -1.0, -0.1])  # a fit 6 degrees off plumb
+    plane = Plane(tilted, float(-np.median(pts @ tilted)), np.arange(500), 0.01)
+    out = _gravity_aligned(plane, pts, np.array([0.0, 0, 1]), StructureConfig())
+    assert abs(out.normal @ [0, 0, 1]) < 1e-12 and out.normal[1] == pytest.approx(-1.0)
+    assert -out.offset / out.normal[1] == pytest.approx(3.0, abs=0.01)
+    oblique = Plane(np.array([0.0, -0.8, -0.6]), 1.0, np.arange(500), 0.01)  # 37 degrees: not a wall, left alone
+    assert _gravity_aligned(oblique, pts, np.array([0.0, 0, 1]), StructureConfig()) is oblique
+
+
+@pytest.mark.parametrize("tilt", [3, 9])
+def test_a_wall_that_really_leans_keeps_its_fit(tilt):
+    # made plumb, a wall leaning 9 degrees would have its lower half behind the plane and stop being a wall
+    pts, nrm, lab = room()
+    back = (np.abs(pts[:, 1] - 3) < 1e-9) & (lab == WALL)
+    t = np.tan(np.deg2rad(tilt))
+    pts[back, 1] -= pts[back, 2] * t
+    nrm[back] = np.array([0, -1.0, -t]) / np.hypot(1, t)
+    s = detect_structure(pts, nrm, cameras(np.eye(3)))
+    assert (s.labels[back] == WALL).mean() > 0.95
+    assert sorted(k for k in s.kinds if k in ("floor", "wall", "ceiling")) == ["ceiling", "floor"] + ["wall"] * 4
