@@ -172,9 +172,9 @@ def test_mesh_superpoints_respect_2d_masks():
     masks = np.where(np.arange(32) < 16, 4, 8)[None, None].repeat(24, axis=1).astype(np.int32)
     right = np.arange(49) >= 21  # columns i >= 3 land on u >= 16
     np.testing.assert_array_equal(corr.pixel[:, 0] >= 16, right)
-    config = SuperpointConfig(min_size=1)
-    assert mesh_superpoints(plane, faces, config).max() == 0
-    np.testing.assert_array_equal(mesh_superpoints(plane, faces, config, corr=corr, view_masks=masks), right)
+    for config in (SuperpointConfig(min_size=1), SuperpointConfig(min_size=1, compat="scannet")):
+        assert mesh_superpoints(plane, faces, config).max() == 0
+        np.testing.assert_array_equal(mesh_superpoints(plane, faces, config, corr=corr, view_masks=masks), right)
     # config=None means the defaults, also with 2D masks (this used to raise AttributeError)
     default = mesh_superpoints(plane, faces, None, corr=corr, view_masks=masks)
     np.testing.assert_array_equal(default, mesh_superpoints(plane, faces, SuperpointConfig(), corr=corr, view_masks=masks))
