@@ -45,4 +45,4 @@ def knn(
     if not bound > 0:
         raise Sem3RError(f"knn max_distance must be positive, got {max_distance}")
     dist, idx = tree.query(queries, k=k, distance_upper_bound=bound, workers=workers)
-    return dist.reshape(len(queries), k), idx.reshape(len(queries), k).astype(np.int64)
+    return dist.reshape(len(queries), k), idx.reshape(len(queries), k).astype(np.int64, copy=False)

@@ -64,13 +64,17 @@ def knn_neighbours(points: np.ndarray, k: int, workers: int = -1, distances: boo
     tree = cKDTree(pts, balanced_tree=False, compact_nodes=False)
     order = tree.indices  # leaf order: neighbouring queries share leaves (cache locality)
     dist, idx = _bounded_query(tree, pts[order], k + 1, workers)
-    indices = np.empty_like(idx)
-    indices[order] = idx
-    if not distances:
-        return indices
-    table = np.empty_like(dist)
-    table[order] = dist
-    return table, indices
+    indices = _unpermute_rows(idx, order)
+    return (_unpermute_rows(dist, order), indices) if distances else indices
+
+
+@numba.njit(cache=True, parallel=True)
+def _unpermute_rows(table: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``out[order[t]] = table[t]`` row by row, in parallel."""
+    out = np.empty_like(table)
+    for t in numba.prange(len(order)):
+        out[order[t]] = table[t]
+    return out
 
 
 def _bounded_query(tree: cKDTree, queries: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
