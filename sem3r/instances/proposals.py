@@ -17,14 +17,18 @@ gone:
    evaluated at the boundary rather than between far centroids, so a book near the middle of a
    table top is still concave against it), and *flat* when the normals differ by less than
    ``flat_angle`` degrees and ``d`` leaves neither tangent plane by more than ``flat_offset``
-   (a thin object lying on a table is not flat with it).
+   (a thin object lying on a table is not flat with it) or, on sensor depth, than the depth-noise
+   band at the join's range (``flat_noise_bands``; the noise is measured on the largest structure plane).
 5. **Merging**: superpoints joined by convex or flat joins are connected components (objects);
-   concave joins and gaps separate them. Legs join what they carry (``leg_*``). With lifted 2D
+   concave joins and gaps separate them. Legs join the nearest thing they carry, also when missing
+   depth broke them into pieces (``leg_*``). With lifted 2D
    instances (``combined``; any mask source), each superpoint takes its points' majority lifted id:
    two superpoints with the same id merge even across a concave crease (a chair's seat and back),
    and two with different ids do not merge across a flat join (two same-height boxes side by
    side) nor a weakly convex one (``strong_convexity``); with the per-view masks, superpoints whose
    joining edges nearly all cross a 2D boundary (IBSp) do not merge across such joins either.
+   Structure points whose lifted 2D instance lies mostly in one proposal join it (``mask_claim``:
+   the feet of furniture in a noisy floor band).
 6. **Flat objects on walls** (paintings, posters: flush with the wall, geometrically invisible) by
    texture: a wall's colours are quantised into k-means words and each point gets the histogram of
    words around it (a texture descriptor: a striped wall looks the same everywhere); regions whose
@@ -75,6 +79,9 @@ class ProposalConfig:
             convex join does not merge them (a book lying on a table).
         flat_angle: joins whose normals differ by less than this (degrees) and ...
         flat_offset: ... whose offset leaves the tangent planes by at most this (m) are flat.
+        flat_noise_bands: ... or by at most this many depth-noise bands at the join's range (the
+            scene's range-scaled noise measured on its largest structure plane, :func:`_noise_coefficient`):
+            on sensor depth two patches of one surface are centimetres apart at range (0: off).
         min_points: smallest proposal (points, i.e. voxels).
         min_extent: smallest largest side of a proposal's bounding box (m).
         max_extent: largest largest side (m); bigger ones are leftover structure.
@@ -117,6 +124,9 @@ class ProposalConfig:
             box grown by this (m) joins it (shelves in a bookshelf).
         min_mask_agreement: combined mode: a superpoint takes a lifted id when at least this
             fraction of its points carry it.
+        mask_claim: combined mode: a structure point joins the geometric proposal that holds at least
+            this fraction of its lifted 2D instance's points (the noisy floor / wall band gives back the
+            feet of furniture and the backs of shelves; 0: off).
         size_saturation: points at which the size term of the score reaches 1.
         min_score: proposals scoring below this are dropped (0.5 keeps the predicted count near
             the true one on the synthetic rooms at no cost in AP).
@@ -132,6 +142,7 @@ class ProposalConfig:
     cut_fraction: float = 0.9
     flat_angle: float = 15.0
     flat_offset: float = 0.01
+    flat_noise_bands: float = 1.0
     min_points: int = 40
     min_extent: float = 0.06
     max_extent: float = 4.0
@@ -156,6 +167,7 @@ class ProposalConfig:
     leg_floating: bool = True
     contain_margin: float = 0.02
     min_mask_agreement: float = 0.5
+    mask_claim: float = 0.5
     size_saturation: float = 2000.0
     min_score: float = 0.5
     seed: int = 0
@@ -168,9 +180,11 @@ class ProposalConfig:
             raise Sem3RError(f"proposal flat_angle must be in (0, 90) degrees, got {self.flat_angle}")
         if self.min_points < 1 or not 0 <= self.min_extent < self.max_extent:
             raise Sem3RError("proposal min_points must be positive and 0 <= min_extent < max_extent")
-        for name in ("shell_fraction", "max_flat_fraction", "min_mask_agreement"):
+        for name in ("shell_fraction", "max_flat_fraction", "min_mask_agreement", "mask_claim"):
             if not 0 <= getattr(self, name) <= 1:
                 raise Sem3RError(f"proposal {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.flat_noise_bands < 0:
+            raise Sem3RError(f"proposal flat_noise_bands must be non-negative, got {self.flat_noise_bands}")
         if self.size_saturation <= 1:
             raise Sem3RError(f"proposal size_saturation must exceed 1, got {self.size_saturation}")
         if not self.structure_voxel_size > 0 or self.min_flat_points < 1 or self.colour_smoothing < 0 or \
@@ -356,6 +370,8 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     flat = np.zeros(len(scores), bool)
     if colors is not None and config.flat_kinds:
         instances, scores, flat = _add_flat_objects(pts, colors, edges, structure, instances, scores, config)
+    if point_ids is not None and config.mask_claim > 0:
+        instances = _claim_by_masks(instances, np.asarray(point_ids), structure.is_structure, flat, config.mask_claim)
     keep = scores >= config.min_score
     relabel = np.full(len(scores) + 1, -1, np.int64)
     relabel[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
@@ -404,8 +420,12 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     convexity = np.einsum("ij,ij->i", na - nb, d) / dist
     convex = convexity > config.convex_tolerance
     parallel = np.einsum("ij,ij->i", na, nb) >= np.cos(np.deg2rad(config.flat_angle))
-    flat = parallel & (np.abs(np.einsum("ij,ij->i", na, d)) <= config.flat_offset) & \
-        (np.abs(np.einsum("ij,ij->i", nb, d)) <= config.flat_offset)
+    offset = np.full(len(pairs), config.flat_offset)
+    if ranges is not None and config.flat_noise_bands > 0:
+        pair_range = np.bincount(inverse, weights=np.asarray(ranges, np.float64)[edges[cross, 0]],
+                                 minlength=len(pairs)) / n_edges
+        offset = np.maximum(offset, config.flat_noise_bands * _noise_coefficient(structure) * pair_range ** 2)
+    flat = parallel & (np.abs(np.einsum("ij,ij->i", na, d)) <= offset) & (np.abs(np.einsum("ij,ij->i", nb, d)) <= offset)
     merge = convex | flat
     if cut_fraction is not None:
         split = cut_fraction > config.cut_fraction
@@ -528,6 +548,39 @@ def _merge_contained(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarr
         return component
     graph = sp.coo_matrix((np.ones(int(inside.sum())), (small[inside], big[inside])), shape=(num, num))
     return connected_components(graph, directed=False)[1][component]
+
+
+def _noise_coefficient(structure: Structure) -> float:
+    """The scene's range-scaled depth noise (1/m; the band at range ``r`` is ``coefficient * r^2``),
+    measured on its largest floor / wall / ceiling plane; 0 without one (and on exact depth)."""
+    planes = [p for p, k in zip(structure.planes, structure.kinds) if k in ("floor", "wall", "ceiling")]
+    return float(max(planes, key=lambda p: len(p.inliers)).noise) if planes else 0.0
+
+
+def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, on_structure: np.ndarray, flat: np.ndarray,
+                    claim: float) -> np.ndarray:
+    """Structure points given back to the objects their 2D masks put them in: ``(M,)`` proposal ids
+    after every structure point without a proposal joins proposal ``k`` when its lifted id has at
+    least ``claim`` of its points in ``k`` (a geometric, not flat, proposal). Sensor noise makes the
+    floor and wall bands centimetres wide at range, so they swallow the feet of furniture and the
+    backs of shelves; a 2D segment that is mostly an object says those points are the object's."""
+    labelled = point_ids >= 0
+    inside = labelled & (instances >= 0)
+    if not inside.any():
+        return instances
+    ids, inverse = np.unique(point_ids[labelled], return_inverse=True)
+    slot = np.full(len(point_ids), -1, np.int64)
+    slot[labelled] = inverse
+    total = np.bincount(inverse, minlength=len(ids))
+    groups, winner, winner_count, _ = group_majority(slot[inside], instances[inside])
+    owner = np.full(len(ids), -1, np.int64)
+    ok = (winner_count >= claim * total[groups]) & ~flat[winner]
+    owner[groups[ok]] = winner[ok]
+    take = on_structure & (instances < 0) & labelled
+    take[take] = owner[slot[take]] >= 0
+    out = instances.copy()
+    out[take] = owner[slot[take]]
+    return out
 
 
 def _superpoint_labels(sp_ids: np.ndarray, point_ids: np.ndarray, count: int, agreement: float) -> np.ndarray:

@@ -198,3 +198,37 @@ def test_a_broken_leg_needs_the_repeated_and_floating_leg_test(options, expected
     _, inst, scores, _ = group_objects(pts, nrm, edges, structure, ProposalConfig(min_points=10, **options))
     assert len(scores) == expected
 
+
+
+def test_structure_points_go_back_to_the_object_their_2d_mask_is_mostly():
+    from sem3r.instances.proposals import _claim_by_masks
+
+    instances = np.array([0, 0, 0, -1, -1, -1, -1, 1, -1, -1])
+    point_ids = np.array([5, 5, 5, 5, 7, 7, 7, 9, 9, -1])  # 5: mostly object 0; 7: all structure; 9: flat object 1
+    on_structure = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 1], bool)
+    out = _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.5)
+    assert out.tolist() == [0, 0, 0, 0, -1, -1, -1, 1, -1, -1]  # flat objects claim nothing
+    assert _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.9)[3] == 0
+    assert _claim_by_masks(instances, point_ids, on_structure * False, np.array([False, True]), 0.5)[3] == -1
+
+
+def test_patches_of_one_surface_merge_across_a_step_within_the_depth_noise():
+    # a table top with a 2 cm step, as disparity quantisation leaves on a far surface: flat with the
+    # scene's noise band at 4 m (2 mm/m^2 -> 3.2 cm), two pieces without it (the test can fail)
+    floor, fn = _face((0, 0), (3, 3), 2, 0.0, [0, 0, 1.0])
+    top, tn = _face((1.0, 1.0), (1.6, 1.4), 2, 0.6, [0, 0, 1.0])  # a bare table top, no sides to join through
+    right = top[:, 0] >= 1.3  # a 2 cm step, then rising 10 degrees: its own superpoint, a concave join
+    top[right, 2] += 0.02 + (top[right, 0] - 1.3) * np.tan(np.deg2rad(10))
+    tn[right] = [-np.sin(np.deg2rad(10)), 0, np.cos(np.deg2rad(10))]
+    pts, nrm = np.r_[floor, top], np.r_[fn, tn]
+    structure = detect_structure(pts, nrm, CAMS)
+    floor = structure.kinds.index("floor")
+    structure.planes[floor] = dataclasses.replace(structure.planes[floor], noise=0.002)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    ranges = np.full(len(pts), 4.0)
+    counts = []
+    for bands in (1.0, 0.0):
+        _, inst, scores, _ = group_objects(pts, nrm, edges, structure, ProposalConfig(flat_noise_bands=bands,
+                                                                                      min_points=10), ranges=ranges)
+        counts.append(len(scores))
+    assert counts == [1, 2]
