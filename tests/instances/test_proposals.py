@@ -208,7 +208,7 @@ def test_structure_points_go_back_to_the_object_their_2d_mask_is_mostly():
     on_structure = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 1], bool)
     out = _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.5)
     assert out.tolist() == [0, 0, 0, 0, -1, -1, -1, 1, -1, -1]  # flat objects claim nothing
-    assert _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.9)[3] == 0
+    assert _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.9)[3] == -1  # 3 of 4 < 0.9
     assert _claim_by_masks(instances, point_ids, on_structure * False, np.array([False, True]), 0.5)[3] == -1
 
 
