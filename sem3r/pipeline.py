@@ -166,7 +166,7 @@ class RunResult:
         total = sum(r.seconds for r in self.stages.values() if r.status == "done")
         lines = [f"sem3r run finished in {total:.1f} s (peak memory {self.peak_memory_gib:.2f} GiB); outputs in {self.out}/"]
         lines += [f"  {name:<10} {rec.status:<8} {rec.method:<12} {rec.summary}" for name, rec in self.stages.items()]
-        lines += [f"  ask:       sem3r ask {self.out / 'scene'} \"how many chairs are there?\""]
+        lines += [f"  ask:       sem3r ask {self.out / 'scene'} \"how many objects are there?\""]
         return "\n".join(lines)
 
 
@@ -555,5 +555,5 @@ Input: `{source}` (layout: {layout}).
 |---|---|---|
 {answer_rows}
 """ if answers else "") + """
-Ask more: `sem3r ask scene "how many chairs are there?"` (from this folder).
+Ask more: `sem3r ask scene "how far is #1 from #2?"` (from this folder).
 """
