@@ -63,6 +63,9 @@ _TRACK = np.dtype([("image_id", "<u4"), ("point2d_idx", "<u4")])
 _CAMERA_HEAD = struct.Struct("<IiQQ")
 _IMAGE_HEAD = struct.Struct("<I4d3dI")
 _POINT_HEAD = struct.Struct("<Q3d3BdQ")
+_POINT_HEAD_RECORD = np.dtype([("point_id", "<u8"), ("xyz", "<f8", (3,)), ("rgb", "u1", (3,)), ("error", "<f8"),
+                               ("track_length", "<u8")])  # the same bytes as _POINT_HEAD, as a packed record
+assert _POINT_HEAD_RECORD.itemsize == _POINT_HEAD.size
 _COUNT = struct.Struct("<Q")
 
 
@@ -441,23 +444,28 @@ def write_colmap_binary(model: ColmapModel, directory: str | os.PathLike) -> Pat
             points.tobytes(),
         ]
     write_bytes_atomic(directory / "images.bin", b"".join(parts))
-    starts = np.concatenate([[0], np.cumsum(model.track_lengths)])
+    write_bytes_atomic(directory / "points3D.bin", _points_binary(model))
+    return directory
+
+
+def _points_binary(model: ColmapModel) -> bytes:
+    """``points3D.bin`` bytes: the count, then per point its packed head and its track, scattered in one pass."""
+    n, lengths = model.num_points, np.asarray(model.track_lengths, np.int64)
+    head = np.zeros(n, _POINT_HEAD_RECORD)
+    head["point_id"], head["xyz"], head["rgb"] = model.point_ids, model.xyz, model.rgb
+    head["error"], head["track_length"] = model.errors, lengths
     track = np.zeros(len(model.track_image_ids), _TRACK)
     track["image_id"], track["point2d_idx"] = model.track_image_ids, model.track_point2d_idx
-    parts = [_COUNT.pack(model.num_points)]
-    for i in range(model.num_points):
-        parts += [
-            _POINT_HEAD.pack(
-                int(model.point_ids[i]),
-                *model.xyz[i].tolist(),
-                *model.rgb[i].tolist(),
-                float(model.errors[i]),
-                int(model.track_lengths[i]),
-            ),
-            track[starts[i] : starts[i + 1]].tobytes(),
-        ]
-    write_bytes_atomic(directory / "points3D.bin", b"".join(parts))
-    return directory
+    sizes = _POINT_HEAD_RECORD.itemsize + _TRACK.itemsize * lengths
+    starts = _COUNT.size + np.cumsum(sizes) - sizes  # byte offset of every point's record
+    out = np.empty(_COUNT.size + int(sizes.sum()), np.uint8)
+    out[: _COUNT.size] = np.frombuffer(_COUNT.pack(n), np.uint8)
+    out[starts[:, None] + np.arange(_POINT_HEAD_RECORD.itemsize)] = head.view(np.uint8).reshape(n, _POINT_HEAD_RECORD.itemsize)
+    first_track = np.repeat(starts + _POINT_HEAD_RECORD.itemsize, lengths)
+    within = np.arange(len(track)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    track_at = first_track + _TRACK.itemsize * within
+    out[track_at[:, None] + np.arange(_TRACK.itemsize)] = track.view(np.uint8).reshape(len(track), _TRACK.itemsize)
+    return out.tobytes()
 
 
 # ---------------------------------------------------------------------------------------------- model
