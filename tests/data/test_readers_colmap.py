@@ -250,3 +250,16 @@ def test_points_binary_bytes_equal_the_record_by_record_layout():
             expected.append(struct.pack("<II", model.track_image_ids[k], model.track_point2d_idx[k]))
             k += 1
     assert _points_binary(model) == b"".join(expected)
+
+
+@pytest.mark.parametrize("cut", [1, 9, 60])
+def test_truncated_points3d_bin_is_one_line(tmp_path, cut):
+    """A points3D.bin cut inside a track, inside a record head or after the count: one line naming it."""
+    from sem3r.data.readers.colmap import read_colmap_model
+
+    model = make_model()
+    write_colmap_binary(model, tmp_path)
+    data = (tmp_path / "points3D.bin").read_bytes()
+    (tmp_path / "points3D.bin").write_bytes(data[:-cut] if cut < 60 else data[:12])
+    with pytest.raises(Sem3RError, match="points3D.bin"):
+        read_colmap_model(tmp_path)

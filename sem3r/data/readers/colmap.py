@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from sem3r.data.readers.common import (
     image_size,
@@ -392,30 +393,45 @@ def _read_images_binary(cur: _Cursor) -> dict[int, ColmapImage]:
     return images
 
 
+@njit(cache=True)
+def _walk_records(raw: np.ndarray, first: int, n: int, head_size: int, length_at: int, track_size: int) -> np.ndarray:
+    """Byte offsets ``(<=n,) int64`` of points3D.bin records from ``first``; a record's size depends on its
+    track length, read from the record itself, so the walk is sequential. Stops early at a truncated head."""
+    starts = np.empty(n, np.int64)
+    pos = first
+    for i in range(n):
+        if pos + head_size > raw.size:
+            return starts[:i]
+        starts[i] = pos
+        length = np.int64(0)
+        for b in range(8):
+            length |= np.int64(raw[pos + length_at + b]) << (8 * b)
+        pos += head_size + track_size * length
+    return starts
+
+
 def _read_points_binary(cur: _Cursor) -> dict[str, np.ndarray]:
     n = cur.count()
-    heads = np.zeros((n, 7))
-    point_ids = np.zeros(n, np.int64)
-    lengths = np.zeros(n, np.int64)
-    starts = np.zeros(n, np.int64)
-    for i in range(n):
-        values = cur.unpack(_POINT_HEAD)
-        point_ids[i], heads[i], lengths[i] = values[0], values[1:8], values[8]
-        starts[i] = cur.pos
-        cur.pos += _TRACK.itemsize * values[8]
+    raw = np.frombuffer(cur.data, np.uint8)
+    starts = _walk_records(raw, cur.pos, n, _POINT_HEAD_RECORD.itemsize,
+                           _POINT_HEAD_RECORD.fields["track_length"][1], _TRACK.itemsize)
+    if len(starts) < n:
+        raise ValueError("point records run past the end of the file")
+    heads = raw[starts[:, None] + np.arange(_POINT_HEAD_RECORD.itemsize)].copy().view(_POINT_HEAD_RECORD).reshape(-1)
+    lengths = heads["track_length"].astype(np.int64)
+    first = starts + _POINT_HEAD_RECORD.itemsize
+    cur.pos = int(first[-1] + _TRACK.itemsize * lengths[-1]) if n else cur.pos
     if cur.pos > len(cur.data):
         raise ValueError("track data runs past the end of the file")
     total = int(lengths.sum())
-    first = np.repeat(starts, lengths)
     within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    offsets = first + _TRACK.itemsize * within
-    raw = np.frombuffer(cur.data, np.uint8)
+    offsets = np.repeat(first, lengths) + _TRACK.itemsize * within
     track = raw[offsets[:, None] + np.arange(_TRACK.itemsize)].copy().view(_TRACK).reshape(-1)
     return {
-        "point_ids": point_ids,
-        "xyz": heads[:, :3],
-        "rgb": heads[:, 3:6].astype(np.uint8),
-        "errors": heads[:, 6],
+        "point_ids": heads["point_id"].astype(np.int64),
+        "xyz": heads["xyz"].astype(np.float64),
+        "rgb": heads["rgb"].astype(np.uint8),
+        "errors": heads["error"].astype(np.float64),
         "track_lengths": lengths,
         "track_image_ids": track["image_id"].astype(np.int64),
         "track_point2d_idx": track["point2d_idx"].astype(np.int64),
