@@ -28,7 +28,9 @@ gone:
    side) nor a weakly convex one (``strong_convexity``); with the per-view masks, superpoints whose
    joining edges nearly all cross a 2D boundary (IBSp) do not merge across such joins either.
    Structure points whose lifted 2D instance lies mostly in one proposal join it (``mask_claim``:
-   the feet of furniture in a noisy floor band).
+   the feet of furniture in a noisy floor band). Wall points whose neighbourhood mean lies several
+   standard errors in front of the wall (``relief_*``: the back of a bookshelf, within the per-point
+   noise band but measurably a surface of its own) join the proposal they touch and lie inside.
 6. **Flat objects on walls** (paintings, posters: flush with the wall, geometrically invisible) by
    texture: a wall's colours are quantised into k-means words and each point gets the histogram of
    words around it (a texture descriptor: a striped wall looks the same everywhere); regions whose
@@ -128,6 +130,17 @@ class ProposalConfig:
             this fraction of its lifted 2D instance's points (the noisy floor / wall band gives back the
             feet of furniture and the backs of shelves; 0: off).
         size_saturation: points at which the size term of the score reaches 1.
+        relief_sigmas: a structure point whose offset in front of its plane, averaged over its graph
+            neighbourhood on the plane (``relief_smoothing`` steps) and measured in the plane's noise
+            (its band / ``noise_sigmas`` at the point's range), lies more than this many robust
+            spreads of those averages above their median, and more than ``flat_offset`` in front, is
+            not structure (:func:`separate_relief`): the back of a bookshelf or a cabinet flush with a
+            wall is within the per-point noise band, but its mean lies measurably in front (0: off).
+        relief_smoothing: see ``relief_sigmas``.
+        relief_inside: a connected group of relief points joins the proposal it touches when at least
+            this fraction of it lies inside that proposal's gravity-aligned box (grown by
+            ``contain_margin``): an object's back lies within its outline.
+        relief_kinds: the structure kinds relief is looked for on.
         min_score: proposals scoring below this are dropped (0.5 keeps the predicted count near
             the true one on the synthetic rooms at no cost in AP).
         seed: seed of the k-means colour words.
@@ -169,6 +182,10 @@ class ProposalConfig:
     min_mask_agreement: float = 0.5
     mask_claim: float = 0.5
     size_saturation: float = 2000.0
+    relief_sigmas: float = 4.0
+    relief_smoothing: int = 8
+    relief_inside: float = 0.8
+    relief_kinds: tuple[str, ...] = ("wall",)
     min_score: float = 0.5
     seed: int = 0
 
@@ -180,7 +197,10 @@ class ProposalConfig:
             raise Sem3RError(f"proposal flat_angle must be in (0, 90) degrees, got {self.flat_angle}")
         if self.min_points < 1 or not 0 <= self.min_extent < self.max_extent:
             raise Sem3RError("proposal min_points must be positive and 0 <= min_extent < max_extent")
-        for name in ("shell_fraction", "max_flat_fraction", "min_mask_agreement", "mask_claim"):
+        if self.relief_sigmas < 0 or self.relief_smoothing < 1:
+            raise Sem3RError(f"proposal relief_sigmas must be non-negative and relief_smoothing >= 1, got "
+                             f"{self.relief_sigmas}, {self.relief_smoothing}")
+        for name in ("shell_fraction", "max_flat_fraction", "min_mask_agreement", "mask_claim", "relief_inside"):
             if not 0 <= getattr(self, name) <= 1:
                 raise Sem3RError(f"proposal {name} must be in [0, 1], got {getattr(self, name)}")
         if self.flat_noise_bands < 0:
@@ -310,6 +330,7 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
     pts = corr.points.astype(np.float64)
     ranges = point_ranges(corr)
     structure = estimate_structure(scene, config).on_points(pts, normals, config.structure, ranges)
+    relief = separate_relief(pts, edges, structure, config, ranges)
     point_ids = None
     if lifted is not None:
         lifted = np.asarray(lifted)
@@ -321,14 +342,99 @@ def geometric_proposals(scene: Scene, config: ProposalConfig | None = None,
         from sem3r.superpoints.ibsp import instance_boundary_cut
         cut = ~instance_boundary_cut(corr, edges, np.asarray(view_masks))
     sp_ids, instances, scores, flat = group_objects(pts, normals, edges, structure, config, point_ids, corr.colors,
-                                                    ranges, cut)
+                                                    ranges, cut, relief)
     return Proposals(corr, normals, structure, sp_ids, instances, scores, flat)
+
+
+def separate_relief(points: np.ndarray, edges: np.ndarray, structure: Structure, config: ProposalConfig,
+                    ranges: np.ndarray | None = None) -> np.ndarray:
+    """``(M,) bool``: structure points that lie measurably in front of their plane (``relief_sigmas``).
+
+    Per-point depth noise hides a surface a few centimetres in front of a wall (a bookshelf's back
+    panel, a cabinet side): each point is inside the band. Averaged over ``n`` neighbours the noise
+    shrinks by ``sqrt(n)``, the offset does not: on each plane of a kind in ``relief_kinds``, every
+    inlier's offset in noise units ``d / sigma(r)`` is averaged ``relief_smoothing`` times over its
+    graph neighbours on the plane, and points whose average exceeds the plane's median by more than
+    ``relief_sigmas`` standard errors of that average (measured by smoothing unit white noise the same
+    way) and whose averaged offset exceeds ``flat_offset`` are relief. Relief joins the proposal it
+    touches (:func:`_join_relief`); the rest stays structure (a door's panel keeps its wall for the
+    texture cue).
+
+    Args:
+        points: ``(M, 3)`` points.
+        edges: ``(E, 2) int`` undirected point graph.
+        structure: the points' structure, planes' normals toward the cameras.
+        config: see :class:`ProposalConfig`.
+        ranges: ``(M,)`` distance (m) of each point from its camera (``None``: 1 m).
+
+    Returns:
+        ``(M,) bool`` relief points.
+    """
+    relief = np.zeros(len(points), bool)
+    if config.relief_sigmas <= 0 or not len(points):
+        return relief
+    pts = np.asarray(points, np.float64)
+    plane_of = np.full(len(pts), -1, np.int64)
+    offset = np.zeros(len(pts))
+    units = np.zeros(len(pts))
+    sigmas = config.structure.planes.noise_sigmas
+    for i, (plane, kind) in enumerate(zip(structure.planes, structure.kinds)):
+        if kind in config.relief_kinds and len(plane.inliers):
+            inl = plane.inliers
+            plane_of[inl] = i
+            offset[inl] = plane.signed_distance(pts[inl])
+            units[inl] = offset[inl] / (plane.band(None if ranges is None else np.asarray(ranges)[inl]) / sigmas)
+    if not (plane_of >= 0).any():
+        return relief
+    # the standard error of each average: the same smoothing applied to unit white noise (probes)
+    probes = np.random.default_rng(config.seed).choice([-1.0, 1.0], size=(len(pts), 16))
+    smoothed = _smooth_within(np.c_[units, offset, probes], edges, plane_of, config.relief_smoothing)
+    error = np.sqrt(np.mean(smoothed[:, 2:] ** 2, axis=1))
+    for i in np.unique(plane_of[plane_of >= 0]):
+        inl = np.flatnonzero(plane_of == i)
+        u = smoothed[inl, 0]
+        relief[inl] = (u - np.median(u) > config.relief_sigmas * error[inl]) & (smoothed[inl, 1] > config.flat_offset)
+    return relief
+
+
+def _join_relief(instances: np.ndarray, relief: np.ndarray, edges: np.ndarray, ground: np.ndarray,
+                 margin: float, inside: float) -> np.ndarray:
+    """``(M,)`` proposal ids after every connected group of relief points (:func:`separate_relief`)
+    without a proposal joins the proposal its graph edges touch most, when at least ``inside`` of
+    its points lie in that proposal's gravity-aligned box grown by ``margin`` (the back of a
+    bookshelf lies within the bookshelf's outline; a door next to a cabinet does not); otherwise it
+    stays structure. ``ground (M, 3)``: the points in the ground frame."""
+    free = relief & (instances < 0)
+    if not free.any():
+        return instances
+    m = len(instances)
+    inner = edges[free[edges[:, 0]] & free[edges[:, 1]]]
+    _, group = connected_components(sp.coo_matrix((np.ones(len(inner)), (inner[:, 0], inner[:, 1])), shape=(m, m)),
+                                    directed=False)
+    both = np.r_[edges, edges[:, ::-1]]
+    touch = both[free[both[:, 0]] & (instances[both[:, 1]] >= 0)]
+    if not len(touch):
+        return instances
+    groups, winner, _, _ = group_majority(group[touch[:, 0]], instances[touch[:, 1]])
+    owner = np.full(m, -1, np.int64)
+    owner[groups] = winner
+    cand = np.flatnonzero(free & (owner[group] >= 0))
+    on = instances >= 0
+    lo, hi = _boxes(ground[on], instances[on], int(instances.max()) + 1)
+    box = owner[group[cand]]
+    within = np.all((ground[cand] >= lo[box] - margin) & (ground[cand] <= hi[box] + margin), axis=1)
+    share = np.bincount(group[cand], weights=within, minlength=m) / np.maximum(np.bincount(group[cand], minlength=m), 1)
+    take = cand[share[group[cand]] >= inside]
+    out = instances.copy()
+    out[take] = owner[group[take]]
+    return out
 
 
 def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,
                   config: ProposalConfig | None = None, point_ids: np.ndarray | None = None,
                   colors: np.ndarray | None = None, ranges: np.ndarray | None = None,
-                  cut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  cut: np.ndarray | None = None,
+                  relief: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Steps 3-6 of the module docstring on bare points: superpoints, joins, merging, filtering.
 
     Args:
@@ -341,6 +447,8 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
         colors: ``(M, 3) uint8`` point colours (for flat objects on walls; ``None``: none).
         ranges: ``(M,)`` distance (m) from each point to its camera (structure bands grow with it).
         cut: ``(E,) bool`` edges that cross a 2D mask boundary (combined mode, see ``cut_fraction``).
+        relief: ``(M,) bool`` structure points measurably in front of their plane
+            (:func:`separate_relief`); they join the proposal they touch.
 
     Returns:
         ``superpoints (M,) int64`` (-1 on structure), ``instances (M,) int32`` (-1 none),
@@ -367,6 +475,9 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     pts = np.asarray(points, np.float64)
     sp_ids = _object_superpoints(pts, normals, edges, structure, config)
     instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges, cut)
+    if relief is not None:
+        instances = _join_relief(instances, np.asarray(relief, bool), edges, pts @ ground_basis(structure.up),
+                                 config.contain_margin, config.relief_inside)
     flat = np.zeros(len(scores), bool)
     if colors is not None and config.flat_kinds:
         instances, scores, flat = _add_flat_objects(pts, colors, edges, structure, instances, scores, config)

@@ -232,3 +232,37 @@ def test_patches_of_one_surface_merge_across_a_step_within_the_depth_noise():
                                                                                       min_points=10), ranges=ranges)
         counts.append(len(scores))
     assert counts == [1, 2]
+
+
+def test_a_back_panel_in_the_wall_noise_band_is_relief_and_joins_its_cabinet():
+    # a wall at y = 2 seen from 4 m with 2 cm depth noise (band 6 cm); a cabinet's back panel 2 cm in
+    # front of it: every panel point lies inside the band, their neighbourhood mean does not
+    from sem3r.instances.proposals import _join_relief, separate_relief
+    from sem3r.instances.structure import Structure
+    from sem3r.geometry.planes import Plane
+
+    rng = np.random.default_rng(0)
+    wall, _ = _face((0, 0), (3, 2), 1, 2.0, [0, -1.0, 0])
+    panel = (wall[:, 0] > 1.0) & (wall[:, 0] < 1.8) & (wall[:, 2] > 0.2) & (wall[:, 2] < 1.0)
+    wall[:, 1] += rng.normal(0, 0.02, len(wall)) - 0.02 * panel
+    front, _ = _face((1.0, 0.2), (1.8, 1.0), 1, 1.6, [0, -1.0, 0])  # the cabinet's front and two sides
+    left, _ = _face((1.6, 0.2), (1.98, 1.0), 0, 1.0, [-1.0, 0, 0])
+    right, _ = _face((1.6, 0.2), (1.98, 1.0), 0, 1.8, [1.0, 0, 0])
+    pts = np.r_[wall, front, left, right]
+    n = len(wall)
+    plane = Plane(np.array([0, -1.0, 0]), 2.0, np.arange(n), 0.01, 0.06 / 16, 0.12)
+    labels = np.r_[np.ones(n), -np.ones(len(pts) - n)].astype(np.int8)
+    structure = Structure(np.array([0, 0, 1.0]), "given", labels, [plane], ["wall"], None, 0.0)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    ranges = np.full(len(pts), 4.0)
+    assert np.all(np.abs(plane.signed_distance(wall[panel]).mean()) < plane.band(ranges[:1]))
+    relief = separate_relief(pts, edges, structure, ProposalConfig(), ranges)
+    assert relief[:n][panel].mean() > 0.8 and relief[:n][~panel].mean() < 0.05
+    assert not separate_relief(pts, edges, structure, ProposalConfig(relief_sigmas=0), ranges).any()
+    instances = np.r_[np.full(n, -1), np.zeros(len(pts) - n, np.int64)]
+    out = _join_relief(instances, relief, edges, pts, 0.02, 0.8)
+    assert (out[:n][panel] == 0).mean() > 0.8 and (out[:n][~panel] == 0).mean() < 0.05
+    # a relief patch outside the cabinet's outline (a door beside it) stays structure
+    door = np.zeros(len(pts), bool)
+    door[:n] = (wall[:, 0] > 1.82) & (wall[:, 0] < 2.6)
+    assert (_join_relief(instances, door, edges, pts, 0.02, 0.8)[door] == -1).all()
