@@ -129,6 +129,8 @@ class ProposalConfig:
         mask_claim: combined mode: a structure point joins the geometric proposal that holds at least
             this fraction of its lifted 2D instance's points (the noisy floor / wall band gives back the
             feet of furniture and the backs of shelves; 0: off).
+        merge_flat_by_mask: combined mode: flat objects whose points mostly (``min_mask_agreement``)
+            carry one lifted 2D id are one object (a rug cut in two by its pattern).
         size_saturation: points at which the size term of the score reaches 1.
         relief_sigmas: a structure point whose offset in front of its plane, averaged over its graph
             neighbourhood on the plane (``relief_smoothing`` steps) and measured in the plane's noise
@@ -181,6 +183,7 @@ class ProposalConfig:
     contain_margin: float = 0.02
     min_mask_agreement: float = 0.5
     mask_claim: float = 0.5
+    merge_flat_by_mask: bool = True
     size_saturation: float = 2000.0
     relief_sigmas: float = 4.0
     relief_smoothing: int = 8
@@ -481,6 +484,9 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     flat = np.zeros(len(scores), bool)
     if colors is not None and config.flat_kinds:
         instances, scores, flat = _add_flat_objects(pts, colors, edges, structure, instances, scores, config)
+    if point_ids is not None and config.merge_flat_by_mask and flat.any():
+        instances, scores, flat = _merge_flat_by_mask(instances, np.asarray(point_ids), scores, flat,
+                                                      config.min_mask_agreement)
     if point_ids is not None and config.mask_claim > 0:
         instances = _claim_by_masks(instances, np.asarray(point_ids), structure.is_structure, flat, config.mask_claim)
     keep = scores >= config.min_score
@@ -666,6 +672,30 @@ def _noise_coefficient(structure: Structure) -> float:
     measured on its largest floor / wall / ceiling plane; 0 without one (and on exact depth)."""
     planes = [p for p, k in zip(structure.planes, structure.kinds) if k in ("floor", "wall", "ceiling")]
     return float(max(planes, key=lambda p: len(p.inliers)).noise) if planes else 0.0
+
+
+def _merge_flat_by_mask(instances: np.ndarray, point_ids: np.ndarray, scores: np.ndarray, flat: np.ndarray,
+                        agreement: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat objects whose points mostly (``agreement``) carry the same lifted 2D id are one object
+    (a rug's texture cut in two by a pattern border is one 2D segment): ``(M,)`` instances, ``(K',)``
+    scores (the pieces' best) and flat flags after merging them."""
+    label = _superpoint_labels(instances, point_ids, len(scores), agreement)
+    key = np.where(flat & (label >= 0), label, -1 - np.arange(len(scores)))  # only flat pieces with an id share
+    _, target = np.unique(key, return_inverse=True)
+    target = target.reshape(-1)
+    num = int(target.max()) + 1
+    new_scores = np.zeros(num, np.float32)
+    np.maximum.at(new_scores, target, scores)
+    new_flat = np.zeros(num, bool)
+    new_flat[target] = flat
+    # keep the original order of first appearance
+    first = np.full(num, len(scores))
+    np.minimum.at(first, target, np.arange(len(scores)))
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(num, np.int64)
+    rank[order] = np.arange(num)
+    out = np.where(instances >= 0, rank[target[np.maximum(instances, 0)]], -1).astype(instances.dtype)
+    return out, new_scores[order], new_flat[order]
 
 
 def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, on_structure: np.ndarray, flat: np.ndarray,

@@ -266,3 +266,16 @@ def test_a_back_panel_in_the_wall_noise_band_is_relief_and_joins_its_cabinet():
     door = np.zeros(len(pts), bool)
     door[:n] = (wall[:, 0] > 1.82) & (wall[:, 0] < 2.6)
     assert (_join_relief(instances, door, edges, pts, 0.02, 0.8)[door] == -1).all()
+
+
+def test_flat_pieces_with_one_lifted_id_are_one_object():
+    from sem3r.instances.proposals import _merge_flat_by_mask
+
+    # proposals 0 (geometric) and 1, 2, 3 (flat); 1 and 2 are one 2D segment (id 4), 3 another (id 6)
+    instances = np.array([0, 0, 1, 1, 1, 2, 2, 3, 3, -1])
+    point_ids = np.array([4, 4, 4, 4, 4, 4, 4, 6, 6, 4])
+    scores = np.array([0.9, 0.55, 0.6, 0.5], np.float32)
+    flat = np.array([False, True, True, True])
+    out, new_scores, new_flat = _merge_flat_by_mask(instances, point_ids, scores, flat, 0.5)
+    assert out.tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 2, -1]  # the geometric proposal 0 is never merged
+    assert new_scores.tolist() == pytest.approx([0.9, 0.6, 0.5]) and new_flat.tolist() == [False, True, True]
