@@ -52,6 +52,7 @@ from sem3r.geometry.transforms import quat_from_matrix
 from sem3r.scene import PointCloud, Scene
 from sem3r.viz.dataset_frames import (
     DatasetExport,
+    DatasetPointsConfig,
     dataset_point_cloud,
     exportable_views,
     frame_file_names,
@@ -62,7 +63,7 @@ from sem3r.viz.dataset_frames import (
 
 
 @dataclass
-class ColmapExportConfig:
+class ColmapExportConfig(DatasetPointsConfig):
     """Options of :func:`export_colmap`.
 
     Attributes:
@@ -76,16 +77,6 @@ class ColmapExportConfig:
 
     text: bool = False
     keep_camera_models: bool = True
-    voxel_size: float | None = 0.01
-    max_points: int | None = 200_000
-    seed: int = 0
-
-    def validate(self) -> None:
-        """Raise :class:`Sem3RError` naming the first invalid option."""
-        if self.voxel_size is not None and not self.voxel_size > 0:
-            raise Sem3RError(f"voxel_size must be positive or None, got {self.voxel_size}")
-        if self.max_points is not None and self.max_points < 1:
-            raise Sem3RError(f"max_points must be at least 1 or None, got {self.max_points}")
 
 
 def scene_to_colmap_model(
@@ -158,7 +149,7 @@ def export_colmap(
         raise Sem3RError(f"cannot export a COLMAP dataset to '{out_dir}': it is a file")
     indices, skipped = exportable_views(scene)
     names = frame_file_names([scene.image_names[i] for i in indices])
-    cloud, points_from = dataset_point_cloud(scene, dense, config.voxel_size, config.max_points, config.seed)
+    cloud, points_from = dataset_point_cloud(scene, dense, config)
     model = scene_to_colmap_model(scene, indices, names, cloud, config.keep_camera_models)
     write_pngs(scene.images[indices], out_dir / "images", names, desc="writing COLMAP images")
     write_colmap_binary(model, out_dir / "sparse" / "0")

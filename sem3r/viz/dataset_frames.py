@@ -132,21 +132,40 @@ def write_pngs(arrays: Sequence[np.ndarray], folder: str | Path, names: Sequence
     return list(parallel_map(_write_png, [(folder / name, a) for name, a in zip(names, arrays)], desc))
 
 
+@dataclass
+class DatasetPointsConfig:
+    """Options shared by the dataset exports: which dense points they start from.
+
+    Attributes:
+        voxel_size: voxel size in metres of the dense cloud used when the Scene has no sparse points
+            (``None``: every pixel).
+        max_points: at most this many dense points (seeded subsample; sparse points are all kept).
+        seed: seed of that subsample.
+    """
+
+    voxel_size: float | None = 0.01
+    max_points: int | None = 200_000
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`Sem3RError` naming the first invalid option."""
+        if self.voxel_size is not None and not self.voxel_size > 0:
+            raise Sem3RError(f"voxel_size must be positive or None, got {self.voxel_size}")
+        if self.max_points is not None and self.max_points < 1:
+            raise Sem3RError(f"max_points must be at least 1 or None, got {self.max_points}")
+
+
 def dataset_point_cloud(
     scene: Scene,
     dense: PointCloud | None = None,
-    voxel_size: float | None = 0.01,
-    max_points: int | None = 200_000,
-    seed: int = 0,
+    config: DatasetPointsConfig | None = None,
 ) -> tuple[PointCloud, str]:
     """The points a training dataset starts from (see the module docstring).
 
     Args:
         scene: the Scene.
         dense: an already fused dense cloud to use instead of fusing again.
-        voxel_size: voxel size of the fusion in metres (``None``: every pixel).
-        max_points: cap on the dense points (seeded subsample); sparse points are never dropped.
-        seed: seed of the subsample.
+        config: voxel size, cap and seed of the dense points (defaults when ``None``).
 
     Returns:
         The ``P`` points (``xyz (P, 3) float32``, ``rgb (P, 3) uint8``) and where they came from:
@@ -156,9 +175,10 @@ def dataset_point_cloud(
         return scene.sparse_point_cloud(), "sparse"
     if not scene.has_dense_geometry:
         return scene.sparse_point_cloud(), "none"
-    cloud = dense if dense is not None else scene.fused_point_cloud(voxel_size=voxel_size)
-    if max_points is not None and len(cloud) > max_points:
-        keep = np.sort(np.random.default_rng(seed).choice(len(cloud), max_points, replace=False))
+    config = config or DatasetPointsConfig()
+    cloud = dense if dense is not None else scene.fused_point_cloud(voxel_size=config.voxel_size)
+    if config.max_points is not None and len(cloud) > config.max_points:
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(cloud), config.max_points, replace=False))
         cloud = PointCloud(cloud.xyz[keep], cloud.rgb[keep], cloud.instance_ids[keep], cloud.semantic_ids[keep], cloud.view_ids[keep])
     return cloud, "dense"
 

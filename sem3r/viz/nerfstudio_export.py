@@ -52,6 +52,7 @@ from sem3r.io import write_json_atomic
 from sem3r.scene import PointCloud, Scene
 from sem3r.viz.dataset_frames import (
     DatasetExport,
+    DatasetPointsConfig,
     dataset_point_cloud,
     exportable_views,
     frame_file_names,
@@ -77,7 +78,7 @@ _OPENCV_TERMS = {
 
 
 @dataclass
-class NerfstudioExportConfig:
+class NerfstudioExportConfig(DatasetPointsConfig):
     """Options of :func:`export_nerfstudio`.
 
     Attributes:
@@ -92,16 +93,6 @@ class NerfstudioExportConfig:
     depth: bool = True
     ply: bool = True
     keep_distortion: bool = True
-    voxel_size: float | None = 0.01
-    max_points: int | None = 200_000
-    seed: int = 0
-
-    def validate(self) -> None:
-        """Raise :class:`Sem3RError` naming the first invalid option."""
-        if self.voxel_size is not None and not self.voxel_size > 0:
-            raise Sem3RError(f"voxel_size must be positive or None, got {self.voxel_size}")
-        if self.max_points is not None and self.max_points < 1:
-            raise Sem3RError(f"max_points must be at least 1 or None, got {self.max_points}")
 
 
 def opengl_camera_to_world(cam_from_world: np.ndarray) -> np.ndarray:
@@ -216,7 +207,7 @@ def export_nerfstudio(
         doc["depth_unit_scale_factor"] = DEPTH_UNIT
     num_points, points_from = 0, "none"
     if config.ply:
-        cloud, points_from = dataset_point_cloud(scene, dense, config.voxel_size, config.max_points, config.seed)
+        cloud, points_from = dataset_point_cloud(scene, dense, config)
         num_points = len(cloud.xyz)
         if num_points:
             export_ply(cloud, out_dir / PLY_NAME)
