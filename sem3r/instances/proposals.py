@@ -27,8 +27,9 @@ gone:
    and two with different ids do not merge across a flat join (two same-height boxes side by
    side) nor a weakly convex one (``strong_convexity``); with the per-view masks, superpoints whose
    joining edges nearly all cross a 2D boundary (IBSp) do not merge across such joins either.
-   Structure points whose lifted 2D instance lies mostly in one proposal join it (``mask_claim``:
-   the feet of furniture in a noisy floor band). Wall points whose neighbourhood mean lies several
+   Points left without a proposal (structure, or fragments too small to be objects) whose lifted 2D
+   instance lies mostly in one proposal join it (``mask_claim``: the feet of furniture in a noisy
+   floor band, the border of a rug). Wall points whose neighbourhood mean lies several
    standard errors in front of the wall (``relief_*``: the back of a bookshelf, within the per-point
    noise band but measurably a surface of its own) join the proposal they touch and lie inside.
 6. **Flat objects on walls** (paintings, posters: flush with the wall, geometrically invisible) by
@@ -126,9 +127,10 @@ class ProposalConfig:
             box grown by this (m) joins it (shelves in a bookshelf).
         min_mask_agreement: combined mode: a superpoint takes a lifted id when at least this
             fraction of its points carry it.
-        mask_claim: combined mode: a structure point joins the geometric proposal that holds at least
-            this fraction of its lifted 2D instance's points (the noisy floor / wall band gives back the
-            feet of furniture and the backs of shelves; 0: off).
+        mask_claim: combined mode: a point without a proposal (structure, or a dropped fragment) joins
+            the proposal that holds at least this fraction of its lifted 2D instance's points (the
+            noisy floor / wall band gives back the feet of furniture, the backs of shelves and the
+            borders of rugs; 0: off).
         merge_flat_by_mask: combined mode: flat objects whose points mostly (``min_mask_agreement``)
             carry one lifted 2D id are one object (a rug cut in two by its pattern).
         size_saturation: points at which the size term of the score reaches 1.
@@ -139,9 +141,10 @@ class ProposalConfig:
             not structure (:func:`separate_relief`): the back of a bookshelf or a cabinet flush with a
             wall is within the per-point noise band, but its mean lies measurably in front (0: off).
         relief_smoothing: see ``relief_sigmas``.
-        relief_inside: a connected group of relief points joins the proposal it touches when at least
-            this fraction of it lies inside that proposal's gravity-aligned box (grown by
-            ``contain_margin``): an object's back lies within its outline.
+        relief_inside: a connected group of loose points (relief points, and fragments left without a
+            proposal by the filters) joins the proposal it touches when at least this fraction of it
+            lies inside that proposal's gravity-aligned box (grown by ``contain_margin``): an object's
+            back and the noisy bits around its feet lie within its outline.
         relief_kinds: the structure kinds relief is looked for on.
         min_score: proposals scoring below this are dropped (0.5 keeps the predicted count near
             the true one on the synthetic rooms at no cost in AP).
@@ -188,7 +191,7 @@ class ProposalConfig:
     relief_sigmas: float = 4.0
     relief_smoothing: int = 8
     relief_inside: float = 0.8
-    relief_kinds: tuple[str, ...] = ("wall",)
+    relief_kinds: tuple[str, ...] = ("wall", "floor")
     min_score: float = 0.5
     seed: int = 0
 
@@ -360,7 +363,7 @@ def separate_relief(points: np.ndarray, edges: np.ndarray, structure: Structure,
     graph neighbours on the plane, and points whose average exceeds the plane's median by more than
     ``relief_sigmas`` standard errors of that average (measured by smoothing unit white noise the same
     way) and whose averaged offset exceeds ``flat_offset`` are relief. Relief joins the proposal it
-    touches (:func:`_join_relief`); the rest stays structure (a door's panel keeps its wall for the
+    touches (:func:`_join_loose`); the rest stays structure (a door's panel keeps its wall for the
     texture cue).
 
     Args:
@@ -400,14 +403,15 @@ def separate_relief(points: np.ndarray, edges: np.ndarray, structure: Structure,
     return relief
 
 
-def _join_relief(instances: np.ndarray, relief: np.ndarray, edges: np.ndarray, ground: np.ndarray,
-                 margin: float, inside: float) -> np.ndarray:
-    """``(M,)`` proposal ids after every connected group of relief points (:func:`separate_relief`)
-    without a proposal joins the proposal its graph edges touch most, when at least ``inside`` of
-    its points lie in that proposal's gravity-aligned box grown by ``margin`` (the back of a
-    bookshelf lies within the bookshelf's outline; a door next to a cabinet does not); otherwise it
-    stays structure. ``ground (M, 3)``: the points in the ground frame."""
-    free = relief & (instances < 0)
+def _join_loose(instances: np.ndarray, loose: np.ndarray, edges: np.ndarray, ground: np.ndarray,
+                margin: float, inside: float) -> np.ndarray:
+    """``(M,)`` proposal ids after every connected group of loose points without a proposal (relief
+    points, :func:`separate_relief`, and fragments the filters dropped) joins the proposal its graph
+    edges touch most, when at least ``inside`` of its points lie in that proposal's gravity-aligned
+    box grown by ``margin`` (the back of a bookshelf lies within the bookshelf's outline, a speck
+    cut off a chair's leg within the chair's; a door next to a cabinet does not); otherwise it stays
+    as it was. ``ground (M, 3)``: the points in the ground frame."""
+    free = loose & (instances < 0)
     if not free.any():
         return instances
     m = len(instances)
@@ -451,7 +455,8 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
         ranges: ``(M,)`` distance (m) from each point to its camera (structure bands grow with it).
         cut: ``(E,) bool`` edges that cross a 2D mask boundary (combined mode, see ``cut_fraction``).
         relief: ``(M,) bool`` structure points measurably in front of their plane
-            (:func:`separate_relief`); they join the proposal they touch.
+            (:func:`separate_relief`); they join the proposal they touch and lie inside, as do
+            fragments left without a proposal (:func:`_join_loose`).
 
     Returns:
         ``superpoints (M,) int64`` (-1 on structure), ``instances (M,) int32`` (-1 none),
@@ -478,9 +483,9 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     pts = np.asarray(points, np.float64)
     sp_ids = _object_superpoints(pts, normals, edges, structure, config)
     instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges, cut)
-    if relief is not None:
-        instances = _join_relief(instances, np.asarray(relief, bool), edges, pts @ ground_basis(structure.up),
-                                 config.contain_margin, config.relief_inside)
+    loose = ~structure.is_structure if relief is None else np.asarray(relief, bool) | ~structure.is_structure
+    instances = _join_loose(instances, loose, edges, pts @ ground_basis(structure.up), config.contain_margin,
+                            config.relief_inside)
     flat = np.zeros(len(scores), bool)
     if colors is not None and config.flat_kinds:
         instances, scores, flat = _add_flat_objects(pts, colors, edges, structure, instances, scores, config)
@@ -488,7 +493,7 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
         instances, scores, flat = _merge_flat_by_mask(instances, np.asarray(point_ids), scores, flat,
                                                       config.min_mask_agreement)
     if point_ids is not None and config.mask_claim > 0:
-        instances = _claim_by_masks(instances, np.asarray(point_ids), structure.is_structure, flat, config.mask_claim)
+        instances = _claim_by_masks(instances, np.asarray(point_ids), config.mask_claim)
     keep = scores >= config.min_score
     relabel = np.full(len(scores) + 1, -1, np.int64)
     relabel[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
@@ -698,13 +703,13 @@ def _merge_flat_by_mask(instances: np.ndarray, point_ids: np.ndarray, scores: np
     return out, new_scores[order], new_flat[order]
 
 
-def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, on_structure: np.ndarray, flat: np.ndarray,
-                    claim: float) -> np.ndarray:
-    """Structure points given back to the objects their 2D masks put them in: ``(M,)`` proposal ids
-    after every structure point without a proposal joins proposal ``k`` when its lifted id has at
-    least ``claim`` of its points in ``k`` (a geometric, not flat, proposal). Sensor noise makes the
-    floor and wall bands centimetres wide at range, so they swallow the feet of furniture and the
-    backs of shelves; a 2D segment that is mostly an object says those points are the object's."""
+def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, claim: float) -> np.ndarray:
+    """Points given back to the objects their 2D masks put them in: ``(M,)`` proposal ids after every
+    point without a proposal joins proposal ``k`` when its lifted id has at least ``claim`` of its
+    points in ``k``. Sensor noise makes the floor and wall bands centimetres wide at range, so they
+    swallow the feet of furniture and the backs of shelves, and scatters a rug's border out of the
+    floor band into fragments too small to keep; a 2D segment that is mostly an object says those
+    points are the object's."""
     labelled = point_ids >= 0
     inside = labelled & (instances >= 0)
     if not inside.any():
@@ -715,9 +720,9 @@ def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, on_structure: 
     total = np.bincount(inverse, minlength=len(ids))
     groups, winner, winner_count, _ = group_majority(slot[inside], instances[inside])
     owner = np.full(len(ids), -1, np.int64)
-    ok = (winner_count >= claim * total[groups]) & ~flat[winner]
+    ok = winner_count >= claim * total[groups]
     owner[groups[ok]] = winner[ok]
-    take = on_structure & (instances < 0) & labelled
+    take = (instances < 0) & labelled
     take[take] = owner[slot[take]] >= 0
     out = instances.copy()
     out[take] = owner[slot[take]]

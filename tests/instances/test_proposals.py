@@ -200,16 +200,16 @@ def test_a_broken_leg_needs_the_repeated_and_floating_leg_test(options, expected
 
 
 
-def test_structure_points_go_back_to_the_object_their_2d_mask_is_mostly():
+def test_points_without_a_proposal_go_back_to_the_object_their_2d_mask_is_mostly():
     from sem3r.instances.proposals import _claim_by_masks
 
-    instances = np.array([0, 0, 0, -1, -1, -1, -1, 1, -1, -1])
-    point_ids = np.array([5, 5, 5, 5, 7, 7, 7, 9, 9, -1])  # 5: mostly object 0; 7: all structure; 9: flat object 1
-    on_structure = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 1], bool)
-    out = _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.5)
-    assert out.tolist() == [0, 0, 0, 0, -1, -1, -1, 1, -1, -1]  # flat objects claim nothing
-    assert _claim_by_masks(instances, point_ids, on_structure, np.array([False, True]), 0.9)[3] == -1  # 3 of 4 < 0.9
-    assert _claim_by_masks(instances, point_ids, on_structure * False, np.array([False, True]), 0.5)[3] == -1
+    # 5: mostly object 0; 7: all without a proposal; 9: mostly flat object 1 (a rug's border)
+    instances = np.array([0, 0, 0, -1, -1, -1, -1, 1, 1, -1, -1])
+    point_ids = np.array([5, 5, 5, 5, 7, 7, 7, 9, 9, 9, -1])
+    out = _claim_by_masks(instances, point_ids, 0.5)
+    assert out.tolist() == [0, 0, 0, 0, -1, -1, -1, 1, 1, 1, -1]
+    assert _claim_by_masks(instances, point_ids, 0.9)[3] == -1  # 3 of 4 < 0.9
+    assert _claim_by_masks(instances, point_ids, 0.7)[9] == -1  # 2 of 3 < 0.7
 
 
 def test_patches_of_one_surface_merge_across_a_step_within_the_depth_noise():
@@ -237,7 +237,7 @@ def test_patches_of_one_surface_merge_across_a_step_within_the_depth_noise():
 def test_a_back_panel_in_the_wall_noise_band_is_relief_and_joins_its_cabinet():
     # a wall at y = 2 seen from 4 m with 2 cm depth noise (band 6 cm); a cabinet's back panel 2 cm in
     # front of it: every panel point lies inside the band, their neighbourhood mean does not
-    from sem3r.instances.proposals import _join_relief, separate_relief
+    from sem3r.instances.proposals import _join_loose, separate_relief
     from sem3r.instances.structure import Structure
     from sem3r.geometry.planes import Plane
 
@@ -260,12 +260,32 @@ def test_a_back_panel_in_the_wall_noise_band_is_relief_and_joins_its_cabinet():
     assert relief[:n][panel].mean() > 0.8 and relief[:n][~panel].mean() < 0.05
     assert not separate_relief(pts, edges, structure, ProposalConfig(relief_sigmas=0), ranges).any()
     instances = np.r_[np.full(n, -1), np.zeros(len(pts) - n, np.int64)]
-    out = _join_relief(instances, relief, edges, pts, 0.02, 0.8)
+    out = _join_loose(instances, relief, edges, pts, 0.02, 0.8)
     assert (out[:n][panel] == 0).mean() > 0.8 and (out[:n][~panel] == 0).mean() < 0.05
     # a relief patch outside the cabinet's outline (a door beside it) stays structure
     door = np.zeros(len(pts), bool)
     door[:n] = (wall[:, 0] > 1.82) & (wall[:, 0] < 2.6)
-    assert (_join_relief(instances, door, edges, pts, 0.02, 0.8)[door] == -1).all()
+    assert (_join_loose(instances, door, edges, pts, 0.02, 0.8)[door] == -1).all()
+
+
+def test_a_dropped_fragment_inside_an_object_joins_it_one_outside_does_not():
+    from sem3r.instances.proposals import _join_loose
+
+    # an object's side face (x = 0, y, z in [0, 0.4]); a speck cut off its foot (inside its box) and a
+    # noise speck on the floor beside it (outside), both touching it in the graph
+    g = np.linspace(0, 0.4, 21)
+    face = np.c_[np.zeros(21 * 21), np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)]
+    foot = np.c_[np.zeros(3), [0.1, 0.12, 0.14], [0.0, 0.0, 0.0]]
+    beside = np.c_[[-0.1, -0.12, -0.14], [0.2, 0.2, 0.2], [0.0, 0.0, 0.0]]
+    pts = np.r_[face, foot, beside]
+    edges = edges_from_neighbours(knn_neighbours(pts, 4)[1])
+    n = len(face)
+    edges = np.r_[edges, [[n, 5], [n + 3, 10 * 21]]]  # each speck touches the face
+    instances = np.r_[np.zeros(n, np.int64), -np.ones(6, np.int64)]
+    loose = instances < 0
+    out = _join_loose(instances, loose, edges, pts, 0.02, 0.8)
+    assert out[n:n + 3].tolist() == [0, 0, 0] and out[n + 3:].tolist() == [-1, -1, -1]
+    assert (_join_loose(instances, np.zeros_like(loose), edges, pts, 0.02, 0.8)[n:] == -1).all()
 
 
 def test_flat_pieces_with_one_lifted_id_are_one_object():
