@@ -42,7 +42,9 @@ gone:
    ``min_extent`` or larger than ``max_extent`` are dropped, as are shells lying on a structure
    plane within its noise band (leftover wall noise; not those on a ``flush`` plane: doors). A proposal's score is the fraction of its
    boundary that is a real separation (concave joins, structure, depth gaps rather than an
-   unmerged convex / flat join), times a size term ``min(1, log(points) / log(size_saturation))``.
+   unmerged convex / flat join), times a size term ``min(1, log(points) / log(size_saturation))``;
+   in the combined mode, times how whole its lifted 2D segments lie inside it (``mask_score``: a
+   fragment of a table ranks below an object).
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ class ProposalConfig:
             the proposal that holds at least this fraction of its lifted 2D instance's points (the
             noisy floor / wall band gives back the feet of furniture, the backs of shelves and the
             borders of rugs; 0: off).
+        mask_score: combined mode: a proposal's score (after ``min_score``) is multiplied by how whole
+            its 2D segments lie inside it (:func:`mask_ownership`), so fragments rank below objects.
         merge_flat_by_mask: combined mode: flat objects whose points mostly (``min_mask_agreement``)
             carry one lifted 2D id are one object (a rug cut in two by its pattern).
         size_saturation: points at which the size term of the score reaches 1.
@@ -187,6 +191,7 @@ class ProposalConfig:
     min_mask_agreement: float = 0.5
     mask_claim: float = 0.5
     merge_flat_by_mask: bool = True
+    mask_score: bool = True
     size_saturation: float = 2000.0
     relief_sigmas: float = 4.0
     relief_smoothing: int = 8
@@ -497,7 +502,37 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     keep = scores >= config.min_score
     relabel = np.full(len(scores) + 1, -1, np.int64)
     relabel[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
-    return sp_ids, relabel[instances].astype(np.int32), scores[keep], flat[keep]
+    instances, scores, flat = relabel[instances].astype(np.int32), scores[keep], flat[keep]
+    if point_ids is not None and config.mask_score:
+        scores = (scores * mask_ownership(instances, np.asarray(point_ids), len(scores))).astype(np.float32)
+    return sp_ids, instances, scores, flat
+
+
+def mask_ownership(instances: np.ndarray, point_ids: np.ndarray, num: int) -> np.ndarray:
+    """``(K,)`` how whole the 2D segments of each proposal are inside it: the mean, over a proposal's
+    points with a lifted id, of the fraction of that id's points that lie in the proposal (1 for a
+    proposal holding its segments whole; 1 too for one without any lifted id). A fragment of a table
+    whose 2D segment spreads over the whole table scores low, a book whose segment it holds high.
+
+    Args:
+        instances: ``(M,) int`` proposal per point (-1 none).
+        point_ids: ``(M,) int`` lifted 2D instance per point (-1 none).
+        num: number of proposals ``K``.
+
+    Example:
+        >>> mask_ownership(np.array([0, 0, 1, 1, -1]), np.array([3, 3, 4, 4, 4]), 2).round(3).tolist()
+        [1.0, 0.667]
+    """
+    on = (point_ids >= 0) & (instances >= 0)
+    ids, slot = np.unique(point_ids[point_ids >= 0], return_inverse=True)
+    total = np.bincount(slot, minlength=len(ids))
+    slot_of = np.full(len(point_ids), -1, np.int64)
+    slot_of[point_ids >= 0] = slot
+    pair, pair_of, pair_count = np.unique(slot_of[on] * num + instances[on], return_inverse=True, return_counts=True)
+    share = pair_count / total[pair // num]
+    counts = np.bincount(instances[on], minlength=num)
+    owned = np.bincount(instances[on], weights=share[pair_of.reshape(-1)], minlength=num)
+    return np.where(counts > 0, owned / np.maximum(counts, 1), 1.0)
 
 
 def _object_superpoints(pts: np.ndarray, normals: np.ndarray, edges: np.ndarray, structure: Structure,

@@ -288,6 +288,32 @@ def test_a_dropped_fragment_inside_an_object_joins_it_one_outside_does_not():
     assert (_join_loose(instances, np.zeros_like(loose), edges, pts, 0.02, 0.8)[n:] == -1).all()
 
 
+def test_a_fragment_whose_2d_segment_spreads_beyond_it_ranks_below_a_whole_object():
+    from sem3r.instances.proposals import mask_ownership
+
+    # proposal 0: a table holding 8 of its segment's 10 points; 1: a fragment of the table holding the
+    # other 2 (and its own 2-point segment); 2: a book holding its whole segment; 3: no lifted id
+    instances = np.array([0] * 8 + [1] * 4 + [2] * 3 + [3] * 2)
+    point_ids = np.array([7] * 8 + [7, 7, 9, 9] + [5] * 3 + [-1, -1])
+    own = mask_ownership(instances, point_ids, 4)
+    np.testing.assert_allclose(own, [0.8, (0.2 + 0.2 + 1 + 1) / 4, 1.0, 1.0])
+    # end to end: a table whose 2D segment also covers twice as many floor points scores a third
+    pts, nrm, ids = table_cloud(False)
+    structure = detect_structure(pts, nrm, CAMS)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    config = ProposalConfig(min_points=10, mask_claim=0.0)
+    _, inst, plain, _ = group_objects(pts, nrm, edges, structure, config)
+    assert len(plain) == 1
+    point_ids = np.where(inst >= 0, 0, -1)
+    point_ids[np.flatnonzero(ids == -1)[:2 * int((inst >= 0).sum())]] = 0
+    _, inst2, scored, _ = group_objects(pts, nrm, edges, structure, config, point_ids=point_ids)
+    _, _, unscored, _ = group_objects(pts, nrm, edges, structure, dataclasses.replace(config, mask_score=False),
+                                      point_ids=point_ids)
+    assert (inst2 == inst).all()
+    np.testing.assert_allclose(unscored, plain)
+    np.testing.assert_allclose(scored, plain / 3, rtol=1e-5)
+
+
 def test_flat_pieces_with_one_lifted_id_are_one_object():
     from sem3r.instances.proposals import _merge_flat_by_mask
 
