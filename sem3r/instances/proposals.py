@@ -121,6 +121,8 @@ class ProposalConfig:
             above the leg's footprint.
         leg_aspect: a leg is upright: its height is at least this times its largest horizontal side
             (a rug or a floor speck under a table is not a leg).
+        leg_min_height: a leg is at least this tall (m): a speck of floor noise is no leg (one point passes
+            the ``leg_aspect`` test, and each speck a carrier takes grows its box).
         leg_rounds: the leg test is repeated this many times (a leg broken by missing depth joins
             piece by piece).
         leg_floating: components that do not stand on the floor can be legs too (a piece of a leg
@@ -184,6 +186,7 @@ class ProposalConfig:
     leg_floor_gap: float = 0.05
     leg_footprint: float = 0.25
     leg_gap: float = 0.1
+    leg_min_height: float = 0.05
     leg_rounds: int = 3
     leg_aspect: float = 1.0
     leg_floating: bool = True
@@ -208,6 +211,8 @@ class ProposalConfig:
             raise Sem3RError(f"proposal flat_angle must be in (0, 90) degrees, got {self.flat_angle}")
         if self.min_points < 1 or not 0 <= self.min_extent < self.max_extent:
             raise Sem3RError("proposal min_points must be positive and 0 <= min_extent < max_extent")
+        if self.leg_min_height < 0:
+            raise Sem3RError(f"proposal leg_min_height must be non-negative, got {self.leg_min_height}")
         if self.relief_sigmas < 0 or self.relief_smoothing < 1:
             raise Sem3RError(f"proposal relief_sigmas must be non-negative and relief_smoothing >= 1, got "
                              f"{self.relief_sigmas}, {self.relief_smoothing}")
@@ -648,7 +653,8 @@ def _merge_legs(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, s
         footprint = np.prod(np.maximum(hi[:, :2] - lo[:, :2], config.voxel_size), axis=1)
         present = np.isfinite(lo[:, 0])
         on_floor = present & (lo[:, 2] - structure.floor_height <= config.leg_floor_gap)
-        upright = hi[:, 2] - lo[:, 2] >= config.leg_aspect * np.max(hi[:, :2] - lo[:, :2], axis=1)
+        height = hi[:, 2] - lo[:, 2]
+        upright = (height >= config.leg_aspect * np.max(hi[:, :2] - lo[:, :2], axis=1)) & (height >= config.leg_min_height)
         legs = np.flatnonzero((on_floor if not config.leg_floating else present) & upright)
         uppers = np.flatnonzero(present & (footprint * config.leg_footprint >= footprint[legs].min(initial=np.inf)))
         lower, upper = np.repeat(legs, len(uppers)), np.tile(uppers, len(legs))

@@ -187,6 +187,23 @@ def test_table_legs_join_the_top_they_carry(broken):
     assert _matches(inst, ids, 0)[1] > 0.95
 
 
+def test_a_speck_of_noise_under_a_table_is_no_leg():
+    from sem3r.instances.proposals import _merge_legs
+    from sem3r.instances.structure import ground_basis
+
+    # the table (legs and top, component 0) and one noise point 3 cm under its top (component 1):
+    # a single point passes the aspect test; joined, it would grow the table's box
+    pts, nrm, ids = table_cloud(False)
+    structure = detect_structure(pts, nrm, CAMS)
+    on = ids == 0
+    speck = np.array([[1.5, 1.3, 0.69]])
+    ground = np.r_[pts[on], speck] @ ground_basis(structure.up)
+    sp_ids = np.r_[np.zeros(int(on.sum()), np.int64), [1]]
+    component = np.array([0, 1])
+    assert _merge_legs(ground, sp_ids, component, structure, ProposalConfig()).tolist() == [0, 1]
+    assert _merge_legs(ground, sp_ids, component, structure, ProposalConfig(leg_min_height=0)).tolist() == [0, 0]
+
+
 @pytest.mark.parametrize("options, expected", [({"leg_rounds": 1, "leg_floating": False}, 3), ({"leg_rounds": 1}, 2),
                                               ({"leg_floating": False}, 3)])
 def test_a_broken_leg_needs_the_repeated_and_floating_leg_test(options, expected):
