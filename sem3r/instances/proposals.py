@@ -20,7 +20,8 @@ gone:
    (a thin object lying on a table is not flat with it) or, on sensor depth, than the depth-noise
    band at the join's range (``flat_noise_bands``; the noise is measured on the largest structure plane).
 5. **Merging**: superpoints joined by convex or flat joins are connected components (objects);
-   concave joins and gaps separate them. Legs join the nearest thing they carry, also when missing
+   concave joins and gaps separate them, and so do weakly convex joins between superpoints of
+   different colours (``colour_split``: a pillow against a sofa, noisy at range). Legs join the nearest thing they carry, also when missing
    depth broke them into pieces (``leg_*``). With lifted 2D
    instances (``combined``; any mask source), each superpoint takes its points' majority lifted id:
    two superpoints with the same id merge even across a concave crease (a chair's seat and back),
@@ -78,6 +79,12 @@ class ProposalConfig:
         convex_tolerance: a join is convex when ``(n_a - n_b) . d / |d|`` exceeds this.
         strong_convexity: combined mode: a convex join below this convexity does not merge two
             superpoints whose lifted 2D ids differ (noisy creases defer to the 2D cue).
+        colour_split: a weakly convex join (convexity below ``strong_convexity``, not flat) between
+            superpoints whose mean colours differ by more than this (RGB distance, 0-255) does not
+            merge them: at range, sensor noise makes the crease between a pillow and its sofa or a
+            vase and its cabinet a weak convexity like a noisy fold of one surface, and colour tells
+            them apart. Flat joins are one continuous surface and merge whatever their colours (a
+            door panel in its frame). 0: off.
         cut_fraction: combined mode, with the per-view 2D masks: when more than this fraction of
             the graph edges between two superpoints cross a 2D mask boundary in a view that sees
             both (IBSp, :func:`~sem3r.superpoints.ibsp.instance_boundary_cut`), their flat or weakly
@@ -163,6 +170,7 @@ class ProposalConfig:
     superpoints: SuperpointConfig = field(default_factory=lambda: SuperpointConfig(kthresh=0.01, min_size=10))
     convex_tolerance: float = 0.05
     strong_convexity: float = 0.5
+    colour_split: float = 30.0
     cut_fraction: float = 0.9
     flat_angle: float = 15.0
     flat_offset: float = 0.01
@@ -211,6 +219,8 @@ class ProposalConfig:
             raise Sem3RError(f"proposal flat_angle must be in (0, 90) degrees, got {self.flat_angle}")
         if self.min_points < 1 or not 0 <= self.min_extent < self.max_extent:
             raise Sem3RError("proposal min_points must be positive and 0 <= min_extent < max_extent")
+        if self.colour_split < 0:
+            raise Sem3RError(f"proposal colour_split must be non-negative, got {self.colour_split}")
         if self.leg_min_height < 0:
             raise Sem3RError(f"proposal leg_min_height must be non-negative, got {self.leg_min_height}")
         if self.relief_sigmas < 0 or self.relief_smoothing < 1:
@@ -492,7 +502,7 @@ def group_objects(points: np.ndarray, normals: np.ndarray, edges: np.ndarray, st
     config.validate()
     pts = np.asarray(points, np.float64)
     sp_ids = _object_superpoints(pts, normals, edges, structure, config)
-    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges, cut)
+    instances, scores = _merge(pts, normals, edges, sp_ids, point_ids, structure, config, ranges, cut, colors)
     loose = ~structure.is_structure if relief is None else np.asarray(relief, bool) | ~structure.is_structure
     instances = _join_loose(instances, loose, edges, pts @ ground_basis(structure.up), config.contain_margin,
                             config.relief_inside)
@@ -554,7 +564,7 @@ def _object_superpoints(pts: np.ndarray, normals: np.ndarray, edges: np.ndarray,
 
 
 def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config: ProposalConfig, ranges=None,
-           cut=None):
+           cut=None, colors=None):
     """Superpoints merged into proposals; returns ``(M,) int32`` proposal ids and ``(K,)`` scores."""
     count = int(sp_ids.max()) + 1
     if count == 0:
@@ -592,6 +602,12 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     if cut_fraction is not None:
         split = cut_fraction > config.cut_fraction
         merge = (convex & ~(split & (convexity < config.strong_convexity))) | (flat & ~split)
+    if colors is not None and config.colour_split > 0:
+        mean_c = np.zeros((count, 3))
+        np.add.at(mean_c, sp_ids[obj], np.asarray(colors, np.float64)[obj])
+        mean_c /= np.maximum(np.bincount(sp_ids[obj], minlength=count), 1)[:, None]
+        weak = convex & (convexity < config.strong_convexity) & ~flat
+        merge &= ~(weak & (np.linalg.norm(mean_c[pa] - mean_c[pb], axis=1) > config.colour_split))
     if point_ids is not None:
         label = _superpoint_labels(sp_ids, point_ids, count, config.min_mask_agreement)
         la, lb = label[pa], label[pb]

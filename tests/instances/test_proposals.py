@@ -331,6 +331,30 @@ def test_a_fragment_whose_2d_segment_spreads_beyond_it_ranks_below_a_whole_objec
     np.testing.assert_allclose(scored, plain / 3, rtol=1e-5)
 
 
+@pytest.mark.parametrize("colours, split, expected", [((120, 120), 30.0, 1), ((200, 60), 30.0, 2), ((200, 60), 0.0, 1)])
+def test_a_weakly_convex_crease_between_two_colours_splits(colours, split, expected):
+    # a ridge of two 0.4 m patches sloping 12 degrees down either side (normals 24 degrees apart:
+    # convexity 2 sin 12 = 0.42, weak, not flat) above a floor; two colours split it, one does not
+    theta = np.deg2rad(12)
+    g = np.linspace(0.02, 0.4, 20)
+    u, v = (a.ravel() for a in np.meshgrid(g, np.linspace(1.0, 1.4, 21)))
+    left = np.c_[1.0 - u * np.cos(theta), v, 0.6 - u * np.sin(theta)]
+    right = np.c_[1.0 + u * np.cos(theta), v, 0.6 - u * np.sin(theta)]
+    floor, fn = _face((0, 0), (2, 2.5), 2, 0.0, [0, 0, 1.0])
+    pts = np.r_[floor, left, right]
+    nrm = np.r_[fn, np.tile([-np.sin(theta), 0, np.cos(theta)], (len(left), 1)),
+                np.tile([np.sin(theta), 0, np.cos(theta)], (len(right), 1))]
+    colors = np.r_[np.full((len(floor), 3), 90), np.full((len(left), 3), colours[0]),
+                   np.full((len(right), 3), colours[1])].astype(np.uint8)
+    structure = detect_structure(pts, nrm, CAMS)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    config = ProposalConfig(min_points=10, colour_split=split, flat_kinds=(), min_score=0.0)  # split joins score low
+    _, inst, scores, _ = group_objects(pts, nrm, edges, structure, config, colors=colors)
+    assert len(scores) == expected
+    n = len(floor)
+    assert (inst[n:] >= 0).all() and len(np.unique(inst[n:])) == expected
+
+
 def test_flat_pieces_with_one_lifted_id_are_one_object():
     from sem3r.instances.proposals import _merge_flat_by_mask
 
