@@ -84,7 +84,8 @@ class ProposalConfig:
             merge them: at range, sensor noise makes the crease between a pillow and its sofa or a
             vase and its cabinet a weak convexity like a noisy fold of one surface, and colour tells
             them apart. Flat joins are one continuous surface and merge whatever their colours (a
-            door panel in its frame). 0: off.
+            door panel in its frame). Parts enclosed by a bigger object of another colour stay
+            apart too (:func:`_merge_contained`: books in a shelf). 0: off.
         cut_fraction: combined mode, with the per-view 2D masks: when more than this fraction of
             the graph edges between two superpoints cross a 2D mask boundary in a view that sees
             both (IBSp, :func:`~sem3r.superpoints.ibsp.instance_boundary_cut`), their flat or weakly
@@ -617,7 +618,7 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     num, component = connected_components(graph, directed=False)
     ground = pts @ ground_basis(structure.up)
     component = _merge_legs(ground, sp_ids, component, structure, config)
-    component = _merge_contained(ground, sp_ids, component, pa, pb, config)
+    component = _merge_contained(ground, sp_ids, component, pa, pb, config, colors)
     num = int(component.max()) + 1
 
     # a proposal's boundary is good where it ends at a concave join; a convex or flat join left
@@ -707,11 +708,13 @@ def _merge_legs(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, s
 
 
 def _merge_contained(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarray, pa: np.ndarray, pb: np.ndarray,
-                     config: ProposalConfig) -> np.ndarray:
+                     config: ProposalConfig, colors: np.ndarray | None = None) -> np.ndarray:
     """Join parts to the object that encloses them: ``(S,)`` component ids after merging every
     component that touches a bigger one and whose gravity-aligned box lies inside that one's
-    (grown by ``contain_margin``): shelves and books inside a bookshelf's frame, a seat between a
-    chair's sides. Objects on a table or under a desk are outside its box or do not touch it.
+    (grown by ``contain_margin``): shelves inside a bookshelf's frame, a seat between a chair's
+    sides. Objects on a table or under a desk are outside its box or do not touch it. With
+    ``colors (M, 3)``, a part whose mean colour differs from the enclosing one's by more than
+    ``colour_split`` stays apart (a book in a shelf, a pillow in a sofa's corner).
     ``ground (M, 3)``: the points in the ground frame; ``pa, pb``: adjacent superpoint pairs."""
     num = int(component.max()) + 1
     obj = sp_ids >= 0
@@ -723,6 +726,11 @@ def _merge_contained(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarr
     small = np.where(size[ca] <= size[cb], ca, cb)[touching]
     big = np.where(size[ca] <= size[cb], cb, ca)[touching]
     inside = np.all((lo[small] >= lo[big] - config.contain_margin) & (hi[small] <= hi[big] + config.contain_margin), axis=1)
+    if colors is not None and config.colour_split > 0:
+        mean_c = np.zeros((num, 3))
+        np.add.at(mean_c, comp, np.asarray(colors, np.float64)[obj])
+        mean_c /= np.maximum(size, 1)[:, None]
+        inside &= np.linalg.norm(mean_c[small] - mean_c[big], axis=1) <= config.colour_split
     if not inside.any():
         return component
     graph = sp.coo_matrix((np.ones(int(inside.sum())), (small[inside], big[inside])), shape=(num, num))

@@ -355,6 +355,24 @@ def test_a_weakly_convex_crease_between_two_colours_splits(colours, split, expec
     assert (inst[n:] >= 0).all() and len(np.unique(inst[n:])) == expected
 
 
+@pytest.mark.parametrize("book_colour, expected", [(150, [0, 0]), (30, [0, 1])])
+def test_a_part_inside_a_shelf_joins_it_unless_its_colour_differs(book_colour, expected):
+    from sem3r.instances.proposals import _merge_contained
+
+    rng = np.random.default_rng(0)
+    shelf = rng.uniform(0, 1, (200, 3)) * [0.8, 0.3, 1.8]  # superpoint 0: the shelf's frame
+    part = rng.uniform(0, 1, (30, 3)) * [0.2, 0.2, 0.25] + [0.3, 0.05, 0.9]  # superpoint 1: inside it
+    ground = np.r_[shelf, part]
+    sp_ids = np.r_[np.zeros(200, np.int64), np.ones(30, np.int64)]
+    colors = np.r_[np.full((200, 3), 150), np.full((30, 3), book_colour)].astype(np.uint8)
+    out = _merge_contained(ground, sp_ids, np.array([0, 1]), np.array([0]), np.array([1]), ProposalConfig(), colors)
+    assert out.tolist() == expected
+    # without colours (or colour_split 0) the enclosed part always joins
+    assert _merge_contained(ground, sp_ids, np.array([0, 1]), np.array([0]), np.array([1]), ProposalConfig()).tolist() == [0, 0]
+    assert _merge_contained(ground, sp_ids, np.array([0, 1]), np.array([0]), np.array([1]),
+                            ProposalConfig(colour_split=0), colors).tolist() == [0, 0]
+
+
 def test_flat_pieces_with_one_lifted_id_are_one_object():
     from sem3r.instances.proposals import _merge_flat_by_mask
 
