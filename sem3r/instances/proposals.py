@@ -83,8 +83,9 @@ class ProposalConfig:
             superpoints whose mean colours differ by more than this (RGB distance, 0-255) does not
             merge them: at range, sensor noise makes the crease between a pillow and its sofa or a
             vase and its cabinet a weak convexity like a noisy fold of one surface, and colour tells
-            them apart. Flat joins are one continuous surface and merge whatever their colours (a
-            door panel in its frame). Parts enclosed by a bigger object of another colour stay
+            them apart. The same holds for flat joins between two level surfaces (a pillow's top
+            level with its sofa's back); other flat joins are one continuous surface and merge
+            whatever their colours (a door panel in its frame). Parts enclosed by a bigger object of another colour stay
             apart too (:func:`_merge_contained`: books in a shelf). 0: off.
         cut_fraction: combined mode, with the per-view 2D masks: when more than this fraction of
             the graph edges between two superpoints cross a 2D mask boundary in a view that sees
@@ -607,7 +608,8 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
         mean_c = np.zeros((count, 3))
         np.add.at(mean_c, sp_ids[obj], np.asarray(colors, np.float64)[obj])
         mean_c /= np.maximum(np.bincount(sp_ids[obj], minlength=count), 1)[:, None]
-        weak = convex & (convexity < config.strong_convexity) & ~flat
+        level = np.abs(mean_n @ structure.up) >= np.cos(np.deg2rad(config.flat_angle))
+        weak = (convex & (convexity < config.strong_convexity) & ~flat) | (flat & level[pa] & level[pb])
         merge &= ~(weak & (np.linalg.norm(mean_c[pa] - mean_c[pb], axis=1) > config.colour_split))
     if point_ids is not None:
         label = _superpoint_labels(sp_ids, point_ids, count, config.min_mask_agreement)

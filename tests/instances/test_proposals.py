@@ -355,6 +355,27 @@ def test_a_weakly_convex_crease_between_two_colours_splits(colours, split, expec
     assert (inst[n:] >= 0).all() and len(np.unique(inst[n:])) == expected
 
 
+@pytest.mark.parametrize("colours, expected", [((120, 120), 1), ((200, 60), 2)])
+def test_two_level_tops_side_by_side_split_by_colour(colours, expected):
+    # two 0.4 m squares at one height, touching (a pillow's top level with its sofa's back): a flat
+    # join; two colours split it, one does not
+    floor, fn = _face((0, 0), (2, 2.5), 2, 0.0, [0, 0, 1.0])
+    left, ln = _face((0.6, 1.0), (1.0, 1.4), 2, 0.6, [0, 0, 1.0])
+    right, _ = _face((1.02, 1.0), (1.42, 1.4), 2, 0.6, [0, 0, 1.0])
+    rn = np.tile([np.sin(np.deg2rad(10)), 0, np.cos(np.deg2rad(10))], (len(right), 1))  # noise: its own superpoint
+    pts, nrm = np.r_[floor, left, right], np.r_[fn, ln, rn]
+    colors = np.r_[np.full((len(floor), 3), 90), np.full((len(left), 3), colours[0]),
+                   np.full((len(right), 3), colours[1])].astype(np.uint8)
+    structure = detect_structure(pts, nrm, CAMS)
+    edges = edges_from_neighbours(knn_neighbours(pts, 10)[1])
+    config = ProposalConfig(min_points=10, flat_kinds=(), min_score=0.0)
+    _, inst, scores, _ = group_objects(pts, nrm, edges, structure, config, colors=colors)
+    n = len(floor)
+    assert (inst[n:] >= 0).all() and len(np.unique(inst[n:])) == expected
+    assert len(np.unique(group_objects(pts, nrm, edges, structure, dataclasses.replace(config, colour_split=0),
+                                       colors=colors)[1][n:])) == 1
+
+
 @pytest.mark.parametrize("book_colour, expected", [(150, [0, 0]), (30, [0, 1])])
 def test_a_part_inside_a_shelf_joins_it_unless_its_colour_differs(book_colour, expected):
     from sem3r.instances.proposals import _merge_contained
