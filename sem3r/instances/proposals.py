@@ -20,9 +20,10 @@ gone:
    (a thin object lying on a table is not flat with it) or, on sensor depth, than the depth-noise
    band at the join's range (``flat_noise_bands``; the noise is measured on the largest structure plane).
 5. **Merging**: superpoints joined by convex or flat joins are connected components (objects);
-   concave joins and gaps separate them, and so do weakly convex joins between superpoints of
-   different colours (``colour_split``: a pillow against a sofa, noisy at range). Legs join the nearest thing they carry, also when missing
-   depth broke them into pieces (``leg_*``). With lifted 2D
+   concave joins and gaps separate them, and so do weakly convex joins and level flat ones between
+   superpoints of different colours (``colour_split``: a pillow against a sofa, noisy at range).
+   Legs join the nearest thing they carry, also when missing depth broke them into pieces
+   (``leg_*``). With lifted 2D
    instances (``combined``; any mask source), each superpoint takes its points' majority lifted id:
    two superpoints with the same id merge even across a concave crease (a chair's seat and back),
    and two with different ids do not merge across a flat join (two same-height boxes side by
@@ -85,8 +86,8 @@ class ProposalConfig:
             vase and its cabinet a weak convexity like a noisy fold of one surface, and colour tells
             them apart. The same holds for flat joins between two level surfaces (a pillow's top
             level with its sofa's back); other flat joins are one continuous surface and merge
-            whatever their colours (a door panel in its frame). Parts enclosed by a bigger object of another colour stay
-            apart too (:func:`_merge_contained`: books in a shelf). 0: off.
+            whatever their colours (a door panel in its frame). Parts enclosed by a bigger object
+            of another colour stay apart too (:func:`_merge_contained`: books in a shelf). 0: off.
         cut_fraction: combined mode, with the per-view 2D masks: when more than this fraction of
             the graph edges between two superpoints cross a 2D mask boundary in a view that sees
             both (IBSp, :func:`~sem3r.superpoints.ibsp.instance_boundary_cut`), their flat or weakly
@@ -605,9 +606,7 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
         split = cut_fraction > config.cut_fraction
         merge = (convex & ~(split & (convexity < config.strong_convexity))) | (flat & ~split)
     if colors is not None and config.colour_split > 0:
-        mean_c = np.zeros((count, 3))
-        np.add.at(mean_c, sp_ids[obj], np.asarray(colors, np.float64)[obj])
-        mean_c /= np.maximum(np.bincount(sp_ids[obj], minlength=count), 1)[:, None]
+        mean_c = _mean_colours(sp_ids[obj], np.asarray(colors)[obj], count)
         level = np.abs(mean_n @ structure.up) >= np.cos(np.deg2rad(config.flat_angle))
         weak = (convex & (convexity < config.strong_convexity) & ~flat) | (flat & level[pa] & level[pb])
         merge &= ~(weak & (np.linalg.norm(mean_c[pa] - mean_c[pb], axis=1) > config.colour_split))
@@ -634,6 +633,14 @@ def _merge(pts, normals, edges, sp_ids, point_ids, structure: Structure, config:
     relabel = np.full(num + 1, -1, np.int64)
     relabel[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
     return relabel[point_comp].astype(np.int32), scores[keep].astype(np.float32)
+
+
+def _mean_colours(groups: np.ndarray, colors: np.ndarray, num: int) -> np.ndarray:
+    """``(num, 3) float64`` mean colour of each group: ``groups (K,)`` in ``[0, num)``, ``colors (K, 3)``
+    (zero for empty groups)."""
+    total = np.zeros((num, 3))
+    np.add.at(total, groups, colors.astype(np.float64))
+    return total / np.maximum(np.bincount(groups, minlength=num), 1)[:, None]
 
 
 def _boxes(values: np.ndarray, groups: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
@@ -729,9 +736,7 @@ def _merge_contained(ground: np.ndarray, sp_ids: np.ndarray, component: np.ndarr
     big = np.where(size[ca] <= size[cb], cb, ca)[touching]
     inside = np.all((lo[small] >= lo[big] - config.contain_margin) & (hi[small] <= hi[big] + config.contain_margin), axis=1)
     if colors is not None and config.colour_split > 0:
-        mean_c = np.zeros((num, 3))
-        np.add.at(mean_c, comp, np.asarray(colors, np.float64)[obj])
-        mean_c /= np.maximum(size, 1)[:, None]
+        mean_c = _mean_colours(comp, np.asarray(colors)[obj], num)
         inside &= np.linalg.norm(mean_c[small] - mean_c[big], axis=1) <= config.colour_split
     if not inside.any():
         return component
