@@ -542,11 +542,8 @@ def mask_ownership(instances: np.ndarray, point_ids: np.ndarray, num: int) -> np
         [1.0, 0.667]
     """
     on = (point_ids >= 0) & (instances >= 0)
-    ids, slot = np.unique(point_ids[point_ids >= 0], return_inverse=True)
-    total = np.bincount(slot, minlength=len(ids))
-    slot_of = np.full(len(point_ids), -1, np.int64)
-    slot_of[point_ids >= 0] = slot
-    pair, pair_of, pair_count = np.unique(slot_of[on] * num + instances[on], return_inverse=True, return_counts=True)
+    slot, total = _lifted_slots(point_ids)
+    pair, pair_of, pair_count = np.unique(slot[on] * num + instances[on], return_inverse=True, return_counts=True)
     share = pair_count / total[pair // num]
     counts = np.bincount(instances[on], minlength=num)
     owned = np.bincount(instances[on], weights=share[pair_of.reshape(-1)], minlength=num)
@@ -775,6 +772,16 @@ def _merge_flat_by_mask(instances: np.ndarray, point_ids: np.ndarray, scores: np
     return out, new_scores[order], new_flat[order]
 
 
+def _lifted_slots(point_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lifted ids renumbered ``0 .. L-1``: ``slot (M,) int64`` per point (-1 unlabelled) and
+    ``total (L,)`` points per id."""
+    labelled = point_ids >= 0
+    ids, inverse = np.unique(point_ids[labelled], return_inverse=True)
+    slot = np.full(len(point_ids), -1, np.int64)
+    slot[labelled] = inverse.reshape(-1)
+    return slot, np.bincount(inverse.reshape(-1), minlength=len(ids))
+
+
 def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, claim: float) -> np.ndarray:
     """Points given back to the objects their 2D masks put them in: ``(M,)`` proposal ids after every
     point without a proposal joins proposal ``k`` when its lifted id has at least ``claim`` of its
@@ -786,12 +793,9 @@ def _claim_by_masks(instances: np.ndarray, point_ids: np.ndarray, claim: float) 
     inside = labelled & (instances >= 0)
     if not inside.any():
         return instances
-    ids, inverse = np.unique(point_ids[labelled], return_inverse=True)
-    slot = np.full(len(point_ids), -1, np.int64)
-    slot[labelled] = inverse
-    total = np.bincount(inverse, minlength=len(ids))
+    slot, total = _lifted_slots(point_ids)
     groups, winner, winner_count, _ = group_majority(slot[inside], instances[inside])
-    owner = np.full(len(ids), -1, np.int64)
+    owner = np.full(len(total), -1, np.int64)
     ok = winner_count >= claim * total[groups]
     owner[groups[ok]] = winner[ok]
     take = (instances < 0) & labelled
